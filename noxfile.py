@@ -1,0 +1,145 @@
+"""Developer sessions for the Garden monorepo.
+
+`nox -s tests` runs every package's tests on every accelerator (`cpu`, `gpu`, `tpu`); a
+`gpu` or `tpu` session on a machine without that hardware skips with a one-line reason.
+`nox -s lint` checks style, `nox -s build` writes wheels and sdists into `dist/`, and
+`nox -s isolation` installs each built wheel alone into a fresh environment and checks the
+package import graph. Sessions use uv when it is installed and fall back to virtualenv.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+DIST = ROOT / "dist"
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests"]
+nox.options.error_on_missing_interpreters = False
+
+# Each package and the Garden packages it depends on, in install order.
+PACKAGES: dict[str, list[str]] = {
+    "orbit": [],
+    "core": ["orbit"],
+    "vision": ["orbit", "core"],
+    "nlp": ["orbit", "core"],
+    "research": ["orbit", "core", "vision", "nlp"],
+}
+ACCELERATORS = ["cpu", "gpu", "tpu"]
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.6"]
+# How TensorFlow is installed for each accelerator.
+TENSORFLOW = {
+    "cpu": "tensorflow>=2.21",
+    "gpu": "tensorflow[and-cuda]>=2.21",
+    "tpu": "tensorflow-tpu>=2.21",
+}
+
+
+def _package_dir(name: str) -> Path:
+    return ROOT / "packages" / f"garden-{name}"
+
+
+def _missing_accelerator(accelerator: str) -> str | None:
+    """Returns why `accelerator` is unavailable on this machine, or None if it is present."""
+    if accelerator == "cpu":
+        return None
+    if accelerator == "gpu":
+        if shutil.which("nvidia-smi") is None:
+            return "no NVIDIA GPU here (nvidia-smi not found)"
+        probe = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        if probe.returncode != 0 or "GPU" not in probe.stdout:
+            return "no NVIDIA GPU here (nvidia-smi lists none)"
+        return None
+    if accelerator == "tpu":
+        if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):
+            return None
+        if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+            return None
+        return "no TPU here (no /dev/accel* or /dev/vfio device, TPU_NAME unset)"
+    raise ValueError(f"unknown accelerator {accelerator!r}; expected one of {ACCELERATORS}")
+
+
+@nox.session
+@nox.parametrize("accelerator", ACCELERATORS)
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str, accelerator: str) -> None:
+    """Runs one package's tests on one accelerator with pytest-xdist."""
+    reason = _missing_accelerator(accelerator)
+    if reason:
+        session.skip(f"{accelerator}: {reason}")
+    editable = []
+    for name in [*PACKAGES[package], package]:
+        editable += ["-e", str(_package_dir(name))]
+    session.install(TENSORFLOW[accelerator], *editable, *TEST_REQUIREMENTS)
+    env = {"GARDEN_ACCELERATOR": accelerator, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if accelerator == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    args = session.posargs or ["-n", "auto", "--dist", "loadfile"]
+    session.run(
+        "pytest",
+        str(_package_dir(package) / "tests"),
+        "-p",
+        "no:cacheprovider",
+        *args,
+        env=env,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Checks style with ruff (lint rules and formatting) over the whole repository."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Builds a wheel and an sdist of every package into dist/ and checks their metadata."""
+    session.install("hatch>=1.13")
+    shutil.rmtree(DIST, ignore_errors=True)
+    for name in PACKAGES:
+        with session.chdir(_package_dir(name)):
+            session.run("hatch", "build", "-t", "wheel", "-t", "sdist", str(DIST))
+    session.run("python", str(ROOT / "tools" / "check_dists.py"), str(DIST), *PACKAGES)
+
+
+def _wheel(name: str) -> Path:
+    """Returns the single built wheel of package `name` in dist/."""
+    found = sorted(DIST.glob(f"garden_{name}-*.whl"))
+    if len(found) != 1:
+        raise RuntimeError(
+            f"expected one garden_{name} wheel in {DIST}, found {len(found)}: run `nox -s build`"
+        )
+    return found[0]
+
+
+@nox.session
+def isolation(session: nox.Session) -> None:
+    """Installs each built wheel alone in a fresh venv and checks what its import loads."""
+    if not sorted(DIST.glob("*.whl")):
+        session.error("dist/ holds no wheels: run `nox -s build` first")
+    for name in PACKAGES:
+        venv = Path(session.create_tmp()) / f"isolated-{name}"
+        shutil.rmtree(venv, ignore_errors=True)
+        python = venv / "bin" / "python"
+        if shutil.which("uv"):
+            session.run("uv", "venv", "--quiet", str(venv), external=True)
+            install = ["uv", "pip", "install", "--quiet", "--python", str(python)]
+        else:
+            session.run("python", "-m", "venv", str(venv))
+            install = [str(python), "-m", "pip", "install", "--quiet"]
+        # The wheel and its Garden requirements come from dist/ as files, so a same-named
+        # project on a package index can never stand in for them.
+        local = [_wheel(sibling) for sibling in [*PACKAGES[name], name]]
+        session.run(*install, *map(str, local), external=True)
+        session.run(
+            str(python), str(ROOT / "tools" / "check_imports.py"), name, external=True
+        )
