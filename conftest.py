@@ -40,7 +40,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for accelerator in _TF_DEVICE_TYPES:
-            if accelerator in item.keywords and ACCELERATOR != accelerator:
+            if accelerator in item.keywords and accelerator != ACCELERATOR:
                 item.add_marker(
-                    pytest.mark.skip(reason=f"needs a {accelerator} (run the `{accelerator}` session)")
+                    pytest.mark.skip(
+                        reason=f"needs a {accelerator} (run the `{accelerator}` session)"
+                    )
                 )

@@ -228,7 +228,8 @@ def test_progress_line_shows_step_speed_eta_and_metrics(tmp_path, monkeypatch):
     controller.train(steps=6)
     text = stream.getvalue()
     last = text.split("\r")[-1]
-    assert "step 6/6" in last and "steps/s" in last and "loss" in last
+    for part in ("step 6/6", "steps/s", "loss"):
+        assert part in last
     assert "ETA" in text.split("\r")[1]  # Step 2 of 6 shows the remaining time.
     assert text.endswith("\n")  # The line is closed when training ends.
 

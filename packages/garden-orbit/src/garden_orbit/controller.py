@@ -44,6 +44,19 @@ def _format_output(output: Any, indent: int = 4) -> str:
     return "\n" + "\n".join(" " * indent + line for line in lines)
 
 
+def _as_tf_variable(global_step: Any) -> tf.Variable:
+    """Returns `global_step` as a `tf.Variable`, unwrapping a Keras 3 variable if needed."""
+    if isinstance(global_step, tf.Variable):
+        return global_step
+    backing = getattr(global_step, "value", None)  # keras.Variable on the TensorFlow backend.
+    if isinstance(backing, tf.Variable):
+        return backing
+    raise ValueError(
+        "Controller: `global_step` must be a tf.Variable (or a Keras variable such as "
+        f"`optimizer.iterations`), got {type(global_step).__name__}."
+    )
+
+
 class StepTimer:
     """Measures training speed in global steps per second between two readings."""
 
@@ -114,8 +127,9 @@ class Controller:
         """Initializes the Controller (and restores the latest checkpoint, if any).
 
         Args:
-          global_step: The integer `tf.Variable` counting training steps, usually
-            `optimizer.iterations` or `garden_orbit.utils.create_global_step()`.
+          global_step: The integer variable counting training steps: a `tf.Variable` such
+            as `garden_orbit.utils.create_global_step()`, or a Keras 3 variable such as
+            `optimizer.iterations` (its backing `tf.Variable` is used).
           trainer: The `AbstractTrainer` that runs training steps.
           evaluator: The `AbstractEvaluator` that runs evaluation.
           strategy: The distribution strategy; defaults to the one in scope.
@@ -172,11 +186,7 @@ class Controller:
                         f"Controller: `summary_interval` ({summary_interval}) must be a "
                         f"multiple of `steps_per_loop` ({steps_per_loop})."
                     )
-        if not isinstance(global_step, tf.Variable):
-            raise ValueError(
-                "Controller: `global_step` must be a tf.Variable, got "
-                f"{type(global_step).__name__}."
-            )
+        global_step = _as_tf_variable(global_step)
 
         self.trainer = trainer
         self.evaluator = evaluator
