@@ -105,9 +105,19 @@ def build(session: nox.Session) -> None:
     """Builds a wheel and an sdist of every package into dist/ and checks their metadata."""
     session.install("hatch>=1.13")
     shutil.rmtree(DIST, ignore_errors=True)
+    # hatch builds in an environment of its own, which it fills with uv. nox points uv at this
+    # session's venv (UV_PYTHON, UV_PROJECT_ENVIRONMENT), so those must not reach hatch: with
+    # them hatchling lands here instead, and the build fails with "No module named hatchling"
+    # (and keeps failing, as hatch reuses the broken environment). HATCH_DATA_DIR keeps hatch's
+    # environments inside this session, away from anything a user or another run left behind.
+    hatch_env = {
+        "UV_PYTHON": None,
+        "UV_PROJECT_ENVIRONMENT": None,
+        "HATCH_DATA_DIR": str(Path(session.create_tmp()).resolve() / "hatch"),
+    }
     for name in PACKAGES:
         with session.chdir(_package_dir(name)):
-            session.run("hatch", "build", "-t", "wheel", "-t", "sdist", str(DIST))
+            session.run("hatch", "build", "-t", "wheel", "-t", "sdist", str(DIST), env=hatch_env)
     session.run("python", str(ROOT / "tools" / "check_dists.py"), str(DIST), *PACKAGES)
 
 
@@ -140,6 +150,4 @@ def isolation(session: nox.Session) -> None:
         # project on a package index can never stand in for them.
         local = [_wheel(sibling) for sibling in [*PACKAGES[name], name]]
         session.run(*install, *map(str, local), external=True)
-        session.run(
-            str(python), str(ROOT / "tools" / "check_imports.py"), name, external=True
-        )
+        session.run(str(python), str(ROOT / "tools" / "check_imports.py"), name, external=True)

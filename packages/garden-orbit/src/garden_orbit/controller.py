@@ -249,11 +249,10 @@ class Controller:
                 num_steps = self._next_loop_size(current_step)
                 if steps is not None:
                     num_steps = min(steps - current_step, num_steps)
-                ran = self._train_n_steps(num_steps)
-                new_step = int(self.global_step.numpy())
-                if ran:
+                if self._train_n_steps(num_steps):
                     self._maybe_save_checkpoint()
-                if new_step == current_step:
+                    current_step = int(self.global_step.numpy())
+                else:
                     if steps is None:
                         self._log(f"train | step: {current_step: 6d} | training data exhausted")
                         break
@@ -263,7 +262,6 @@ class Controller:
                         "is exhausted (repeat the dataset, or call train(steps=None) to train "
                         "until the data ends), or the trainer does not increment `global_step`."
                     )
-                current_step = new_step
         finally:
             self.progress.finish()
             self._target_step = None
