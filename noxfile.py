@@ -137,17 +137,36 @@ def isolation(session: nox.Session) -> None:
     if not sorted(DIST.glob("*.whl")):
         session.error("dist/ holds no wheels: run `nox -s build` first")
     for name in PACKAGES:
-        venv = Path(session.create_tmp()) / f"isolated-{name}"
-        shutil.rmtree(venv, ignore_errors=True)
-        python = venv / "bin" / "python"
-        if shutil.which("uv"):
-            session.run("uv", "venv", "--quiet", str(venv), external=True)
-            install = ["uv", "pip", "install", "--quiet", "--python", str(python)]
-        else:
-            session.run("python", "-m", "venv", str(venv))
-            install = [str(python), "-m", "pip", "install", "--quiet"]
         # The wheel and its Garden requirements come from dist/ as files, so a same-named
         # project on a package index can never stand in for them.
         local = [_wheel(sibling) for sibling in [*PACKAGES[name], name]]
-        session.run(*install, *map(str, local), external=True)
-        session.run(str(python), str(ROOT / "tools" / "check_imports.py"), name, external=True)
+        _check_fresh_install(session, f"isolated-{name}", name, [str(w) for w in local])
+    # garden-orbit needs no sibling, so `pip install packages/garden-orbit` works from a checkout.
+    _check_fresh_install(session, "source-orbit", "orbit", [str(_package_dir("orbit"))])
+
+
+def _check_fresh_install(session: nox.Session, venv_name: str, name: str, targets: list[str]):
+    """Installs `targets` into a new venv and runs the import-graph check for `name` there."""
+    venv = Path(session.create_tmp()) / venv_name
+    shutil.rmtree(venv, ignore_errors=True)
+    python = venv / "bin" / "python"
+    if shutil.which("uv"):
+        session.run("uv", "venv", "--quiet", str(venv), external=True)
+        install = ["uv", "pip", "install", "--quiet", "--python", str(python)]
+    else:
+        session.run("python", "-m", "venv", str(venv))
+        install = [str(python), "-m", "pip", "install", "--quiet"]
+    session.run(*install, *targets, external=True)
+    session.run(str(python), str(ROOT / "tools" / "check_imports.py"), name, external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Runs the benchmarks in benchmarks/ and prints their tables (see benchmarks/README.md)."""
+    session.install(TENSORFLOW["cpu"], "-e", str(_package_dir("orbit")))
+    session.run(
+        "python",
+        str(ROOT / "benchmarks" / "orbit_bench.py"),
+        *session.posargs,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+    )

@@ -166,3 +166,15 @@ def test_evaluator_while_loop_with_tensor_state(num_steps):
 def test_evaluator_options_reject_while_loop_without_tf_function():
     with pytest.raises(ValueError, match="needs use_tf_function"):
         orbit.StandardEvaluatorOptions(use_tf_function=False, use_tf_while_loop=True)
+
+
+def test_infinite_datasets_skip_the_end_of_data_check_and_finite_ones_keep_it():
+    assert orbit.utils.is_infinite(tf.data.Dataset.range(3).repeat())
+    assert not orbit.utils.is_infinite(tf.data.Dataset.range(3).repeat(2))
+    assert not orbit.utils.is_infinite(tf.data.Dataset.range(9).filter(lambda x: x > 2))
+    trainer = ot.RegressionTrainer(ot.regression_dataset(repeat=True))
+    trainer.train(tf.constant(3))
+    # Switching to a finite dataset rebuilds the loop, which now stops at the end of the data.
+    trainer.train_dataset = ot.regression_dataset(16, repeat=False)
+    trainer.train(tf.constant(5))
+    assert trainer.global_step.numpy() == 3 + 2

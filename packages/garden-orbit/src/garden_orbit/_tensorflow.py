@@ -1,12 +1,12 @@
 """Imports TensorFlow for garden-orbit without TensorFlow's eager Keras preload.
 
 When Keras is installed, `import tensorflow` also imports `keras.src.optimizers` (about 500
-modules, roughly a second on a small machine) so that Keras can register its optimizers with
-SavedModel early. garden-orbit is a pure TensorFlow library and never uses Keras, so when it
-is the first to import TensorFlow it skips that single preload through the `ImportError` path
-TensorFlow itself provides for it. Nothing else changes: Keras loads as usual the first time
-anything imports it (`import keras`, `tf.keras`), and a program that imported TensorFlow
-before garden-orbit keeps TensorFlow's own behaviour.
+modules) so that Keras can register its optimizers with SavedModel early. garden-orbit is a
+pure TensorFlow library and never uses Keras, so when it is the first to import TensorFlow it
+skips that single preload through the `ImportError` path TensorFlow itself provides for it.
+Nothing else changes: Keras loads as usual the first time anything imports it
+(`import keras`, `tf.keras`), and a program that imported TensorFlow before garden-orbit
+keeps TensorFlow's own behaviour.
 """
 
 import importlib

@@ -59,7 +59,8 @@ class StandardTrainer(runner.AbstractTrainer, metaclass=abc.ABCMeta):
     Subclasses implement `train_step(iterator)` and may override `train_loop_begin` and
     `train_loop_end` (whose return value is the loop's output). When the dataset is a
     single `tf.data.Dataset` or distributed dataset, the loop stops at the end of the data:
-    `train` then runs fewer steps than asked, and none once the data is exhausted.
+    `train` then runs fewer steps than asked, and none once the data is exhausted. (A
+    dataset known to be infinite, such as one ending in `.repeat()`, skips that check.)
 
     The iterator is available as `train_iterator` and is trackable: put it in your
     `tf.train.Checkpoint` to save the input position with the model, so a restarted job
@@ -89,6 +90,7 @@ class StandardTrainer(runner.AbstractTrainer, metaclass=abc.ABCMeta):
     def train_dataset(self, dataset: Any) -> None:
         self._train_dataset = dataset
         self._train_iter = None
+        self._train_loop_fn = None  # The new dataset may end where the old one could not.
 
     @property
     def train_iterator(self) -> Any:
@@ -100,7 +102,10 @@ class StandardTrainer(runner.AbstractTrainer, metaclass=abc.ABCMeta):
     def create_train_loop_fn(self):
         """Builds the loop function `loop_fn(iterator, num_steps)` from the options."""
         options = self._train_options
-        guarded = loop_fns.supports_guarded_loops(self.train_iterator)
+        # An endless dataset cannot run out, so it needs no end-of-data check per step.
+        guarded = loop_fns.supports_guarded_loops(self.train_iterator) and not (
+            loop_fns.is_infinite(self._train_dataset)
+        )
         if options.use_tf_while_loop:
             if guarded:
                 loop_fn = loop_fns.create_guarded_tf_while_loop_fn(self.train_step)
@@ -231,7 +236,7 @@ class StandardEvaluator(runner.AbstractEvaluator, metaclass=abc.ABCMeta):
             return loop_fn
         if loop_fns.supports_guarded_loops(self._eval_iter):
             return loop_fns.create_guarded_loop_fn(
-                self.eval_step, use_tf_function=options.use_tf_function
+                self.eval_step, use_tf_function=options.use_tf_function, collect_outputs=True
             )
         step = tf.function(self.eval_step) if options.use_tf_function else self.eval_step
         return loop_fns.create_loop_fn(step)

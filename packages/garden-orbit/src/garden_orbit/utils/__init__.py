@@ -13,6 +13,7 @@ from garden_orbit.utils.loop_fns import (
     create_loop_fn,
     create_tf_while_loop_fn,
     create_tf_while_loop_fn_with_state,
+    is_infinite,
     supports_guarded_loops,
 )
 from garden_orbit.utils.metrics_log import MetricsJsonlWriter, read_metrics_jsonl
@@ -37,6 +38,7 @@ __all__ = [
     "create_tf_while_loop_fn",
     "create_tf_while_loop_fn_with_state",
     "get_value",
+    "is_infinite",
     "make_distributed_dataset",
     "read_metrics_jsonl",
     "scalar_summary",

@@ -182,6 +182,19 @@ class PeekedIterator:
         return getattr(self._iterator, name)
 
 
+def is_infinite(dataset: Any) -> bool:
+    """Whether `dataset` (a `tf.data` or distributed dataset) is known to never end."""
+    cardinality = getattr(dataset, "cardinality", None)
+    if cardinality is None:
+        return False
+    if callable(cardinality):
+        cardinality = cardinality()
+    try:
+        return int(cardinality) == int(tf.data.INFINITE_CARDINALITY)
+    except (TypeError, ValueError):  # A symbolic cardinality (graph mode).
+        return False
+
+
 def supports_guarded_loops(iterator: Any) -> bool:
     """Whether `iterator` can report the end of its data without raising (one iterator)."""
     return hasattr(iterator, "get_next_as_optional")
@@ -229,24 +242,45 @@ def create_guarded_tf_while_loop_fn(step_fn: StepFn) -> Callable[[Any, tf.Tensor
     return loop_fn
 
 
-def create_guarded_loop_fn(step_fn: StepFn, *, use_tf_function: bool = True) -> Callable[..., Any]:
+def create_guarded_loop_fn(
+    step_fn: StepFn, *, use_tf_function: bool = True, collect_outputs: bool = False
+) -> Callable[..., Any]:
     """Creates a Python loop over a (compiled) step that stops cleanly when data ends.
 
-    Before each step the loop checks, with `iterator.get_next_as_optional()`, that an element
-    is there; the step then receives it through a `PeekedIterator`. Unlike catching
-    `OutOfRangeError` after the fact, no part of a step runs once the data is exhausted.
+    Each step first checks with `iterator.get_next_as_optional()` that an element is there;
+    the step then receives it through a `PeekedIterator`. Unlike catching `OutOfRangeError`
+    after the fact, no part of a step runs once the data is exhausted.
 
     Args:
-      step_fn: A function taking an iterator and running one step, returning outputs.
-      use_tf_function: Compile the step with `tf.function` (traced once: it takes the
-        element and the iterator as arguments).
+      step_fn: A function taking an iterator and running one step.
+      use_tf_function: Compile the step with `tf.function` (traced once).
+      collect_outputs: Whether the loop folds step outputs into a state with `reduce_fn`
+        (evaluation). Without it (training), the check runs inside the compiled step, so a
+        step costs one call, as in an unguarded loop. With it, the check runs eagerly before
+        the step, which then returns its outputs to the host.
 
     Returns:
       `loop_fn(iterator, num_steps, state=None, reduce_fn=None)`, like `create_loop_fn`'s:
       runs up to `num_steps` steps (-1: until the data ends), folding outputs into `state`
-      with `reduce_fn`, and returns `state`. `iterator` must be a single `tf.data` or
-      distributed iterator.
+      with `reduce_fn` when `collect_outputs`, and returns `state`. `iterator` must be a
+      single `tf.data` or distributed iterator.
     """
+    if not collect_outputs:
+
+        def guarded_step(iterator):
+            return _guarded_step(step_fn, iterator)
+
+        if use_tf_function:
+            guarded_step = tf.function(guarded_step)
+
+        def loop_fn(iterator, num_steps, state=None, reduce_fn=None):
+            num_steps = _as_python_int(num_steps)
+            step = 0
+            while (num_steps == -1 or step < num_steps) and bool(guarded_step(iterator)):
+                step += 1
+            return state
+
+        return loop_fn
 
     def step_on_element(element, iterator):
         return step_fn(PeekedIterator(element, iterator))
@@ -254,7 +288,7 @@ def create_guarded_loop_fn(step_fn: StepFn, *, use_tf_function: bool = True) -> 
     if use_tf_function:
         step_on_element = tf.function(step_on_element)
 
-    def loop_fn(iterator, num_steps, state=None, reduce_fn=None):
+    def loop_fn_with_outputs(iterator, num_steps, state=None, reduce_fn=None):
         num_steps = _as_python_int(num_steps)
         step = 0
         while num_steps == -1 or step < num_steps:
@@ -267,4 +301,4 @@ def create_guarded_loop_fn(step_fn: StepFn, *, use_tf_function: bool = True) -> 
             step += 1
         return state
 
-    return loop_fn
+    return loop_fn_with_outputs
