@@ -7,7 +7,11 @@ visible to TensorFlow, otherwise the whole session fails rather than silently te
 CPU.
 """
 
+import importlib.metadata
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +50,32 @@ def pytest_collection_modifyitems(config, items):
                         reason=f"needs a {accelerator} (run the `{accelerator}` session)"
                     )
                 )
+
+
+def modules_after_import(module: str) -> set[str]:
+    """Imports `module` in a fresh interpreter and returns the names in its `sys.modules`."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"`import {module}` failed:\n{result.stderr[-3000:]}"
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def modules_of(loaded: set[str], *packages: str) -> list[str]:
+    """The names in `loaded` that are `packages` or their submodules."""
+    return sorted(m for m in loaded if any(m == p or m.startswith(p + ".") for p in packages))
+
+
+def garden_requirements(distribution: str) -> dict:
+    """The installed `distribution`'s unconditional requirements on Garden packages, by name."""
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(t) for t in importlib.metadata.requires(distribution) or []]
+    return {r.name: r for r in requirements if r.name.startswith("garden-") and r.marker is None}
+
+
+@pytest.fixture
+def import_probe():
+    """`modules_after_import`, `modules_of` and `garden_requirements` for package tests."""
+    return modules_after_import, modules_of, garden_requirements

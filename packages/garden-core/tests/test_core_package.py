@@ -1,48 +1,31 @@
-"""garden-core as a distribution: its version metadata, its sibling range and its import cost."""
+"""garden-core as a distribution: its version, its Garden requirement ranges, its imports."""
 
 import importlib.metadata
-import json
-import subprocess
-import sys
-
-from packaging.requirements import Requirement
 
 import garden_core
-
-
-def _modules_loaded_by_importing(module: str) -> set[str]:
-    """Imports `module` in a fresh interpreter and returns everything in its sys.modules."""
-    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, f"`import {module}` failed:\n{result.stderr}"
-    return set(json.loads(result.stdout.splitlines()[-1]))
-
-
-def _loaded_from(loaded: set[str], *top_level: str) -> list[str]:
-    return sorted(m for m in loaded if any(m == t or m.startswith(t + ".") for t in top_level))
 
 
 def test_version_matches_the_installed_distribution():
     assert garden_core.__version__ == importlib.metadata.version("garden-core")
 
 
-def test_installed_orbit_satisfies_the_declared_range():
-    requirements = [Requirement(text) for text in importlib.metadata.requires("garden-core")]
-    garden = [r for r in requirements if r.name.startswith("garden-") and r.marker is None]
-    assert [r.name for r in garden] == ["garden-orbit"]
-    (orbit,) = garden
-    assert orbit.specifier.contains(importlib.metadata.version("garden-orbit"), prereleases=True)
+def test_installed_siblings_satisfy_the_declared_ranges(import_probe):
+    _, _, garden_requirements = import_probe
+    requirements = garden_requirements("garden-core")
+    assert sorted(requirements) == ["garden-orbit"]
+    for sibling, requirement in requirements.items():
+        installed = importlib.metadata.version(sibling)
+        assert requirement.specifier.contains(installed, prereleases=True), (sibling, installed)
 
 
-def test_import_loads_no_package_built_on_core():
-    loaded = _modules_loaded_by_importing("garden_core")
+def test_import_loads_no_package_built_beside_or_on_it(import_probe):
+    modules_after_import, modules_of, _ = import_probe
+    loaded = modules_after_import("garden_core")
     assert "garden_core" in loaded
-    assert _loaded_from(loaded, "garden_vision", "garden_nlp", "garden_research") == []
+    assert modules_of(loaded, "garden_vision", "garden_nlp", "garden_research") == []
 
 
-def test_import_loads_neither_tensorflow_nor_keras():
+def test_import_loads_neither_tensorflow_nor_keras(import_probe):
     # `garden list` imports garden_core and must stay fast: TensorFlow loads only when needed.
-    loaded = _modules_loaded_by_importing("garden_core")
-    assert _loaded_from(loaded, "tensorflow", "keras") == []
+    modules_after_import, modules_of, _ = import_probe
+    assert modules_of(modules_after_import("garden_core"), "tensorflow", "keras") == []

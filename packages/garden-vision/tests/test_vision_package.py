@@ -1,42 +1,25 @@
-"""garden-vision as a distribution: its version metadata, its sibling range and its imports."""
+"""garden-vision as a distribution: its version, its Garden requirement ranges, its imports."""
 
 import importlib.metadata
-import json
-import subprocess
-import sys
-
-from packaging.requirements import Requirement
 
 import garden_vision
-
-
-def _modules_loaded_by_importing(module: str) -> set[str]:
-    """Imports `module` in a fresh interpreter and returns everything in its sys.modules."""
-    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, f"`import {module}` failed:\n{result.stderr}"
-    return set(json.loads(result.stdout.splitlines()[-1]))
-
-
-def _loaded_from(loaded: set[str], *top_level: str) -> list[str]:
-    return sorted(m for m in loaded if any(m == t or m.startswith(t + ".") for t in top_level))
 
 
 def test_version_matches_the_installed_distribution():
     assert garden_vision.__version__ == importlib.metadata.version("garden-vision")
 
 
-def test_installed_core_satisfies_the_declared_range():
-    requirements = [Requirement(text) for text in importlib.metadata.requires("garden-vision")]
-    garden = [r for r in requirements if r.name.startswith("garden-") and r.marker is None]
-    assert [r.name for r in garden] == ["garden-core"]
-    (core,) = garden
-    assert core.specifier.contains(importlib.metadata.version("garden-core"), prereleases=True)
+def test_installed_siblings_satisfy_the_declared_ranges(import_probe):
+    _, _, garden_requirements = import_probe
+    requirements = garden_requirements("garden-vision")
+    assert sorted(requirements) == ["garden-core"]
+    for sibling, requirement in requirements.items():
+        installed = importlib.metadata.version(sibling)
+        assert requirement.specifier.contains(installed, prereleases=True), (sibling, installed)
 
 
-def test_import_loads_neither_nlp_nor_research():
-    loaded = _modules_loaded_by_importing("garden_vision")
+def test_import_loads_no_package_built_beside_or_on_it(import_probe):
+    modules_after_import, modules_of, _ = import_probe
+    loaded = modules_after_import("garden_vision")
     assert "garden_vision" in loaded
-    assert _loaded_from(loaded, "garden_nlp", "garden_research") == []
+    assert modules_of(loaded, "garden_nlp", "garden_research") == []
