@@ -33,6 +33,8 @@ PACKAGES: dict[str, list[str]] = {
     "research": ["orbit", "core", "vision", "nlp"],
 }
 ACCELERATORS = ["cpu", "gpu", "tpu"]
+# ruff changes its rules and formatting between minor versions: lint with a known one.
+RUFF = "ruff>=0.17,<0.18"
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.6"]
 # How TensorFlow is installed for each accelerator.
 TENSORFLOW = {
@@ -95,7 +97,7 @@ def tests(session: nox.Session, package: str, accelerator: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Checks style with ruff (lint rules and formatting) over the whole repository."""
-    session.install("ruff>=0.8")
+    session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
