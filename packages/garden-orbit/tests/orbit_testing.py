@@ -7,6 +7,7 @@ which makes results easy to check against NumPy and cheap to run.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 
@@ -153,3 +154,22 @@ def numpy_mse(model: LinearModel, num_examples: int = 64, seed: int = 0) -> floa
     x, y = regression_data(num_examples, seed)
     prediction = x @ model.w.numpy() + model.b.numpy()
     return float(np.mean(np.square(prediction - y)))
+
+
+def read_summaries(directory) -> dict[str, list[tuple[int, float, str]]]:
+    """Reads the event files in `directory`: tag -> [(step, value, plugin name), ...]."""
+    summaries: dict[str, list[tuple[int, float, str]]] = {}
+    for name in sorted(tf.io.gfile.listdir(str(directory))):
+        if "tfevents" not in name:
+            continue
+        for record in tf.data.TFRecordDataset(os.path.join(str(directory), name)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                summaries.setdefault(value.tag, []).append(
+                    (
+                        event.step,
+                        float(tf.make_ndarray(value.tensor)),
+                        value.metadata.plugin_data.plugin_name,
+                    )
+                )
+    return summaries

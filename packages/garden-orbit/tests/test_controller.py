@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 
 import numpy as np
 import orbit_testing as ot
@@ -40,15 +39,9 @@ def _checkpoint_steps(manager):
 
 
 def _event_tags(directory):
-    tags = {}
-    for name in tf.io.gfile.listdir(directory):
-        if "tfevents" not in name:
-            continue
-        for record in tf.data.TFRecordDataset(os.path.join(directory, name)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(event.step)
-    return tags
+    return {
+        tag: [step for step, _, _ in values] for tag, values in ot.read_summaries(directory).items()
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import orbit_testing as ot
 import pytest
 
 import garden_orbit as orbit
@@ -100,19 +101,8 @@ def test_peeked_iterator_yields_the_peeked_element_first():
 
 
 def _scalars(directory):
-    values = {}
-    for name in tf.io.gfile.listdir(directory):
-        if "tfevents" not in name:
-            continue
-        for record in tf.data.TFRecordDataset(os.path.join(directory, name)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                values[value.tag] = (
-                    event.step,
-                    float(tf.make_ndarray(value.tensor)),
-                    value.metadata.plugin_data.plugin_name,
-                )
-    return values
+    """tag -> (step, value, plugin) of the last record of each tag."""
+    return {tag: values[-1] for tag, values in ot.read_summaries(directory).items()}
 
 
 def test_summary_manager_writes_nested_dicts_to_subdirectories(tmp_path):
