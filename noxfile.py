@@ -35,7 +35,7 @@ PACKAGES: dict[str, list[str]] = {
 ACCELERATORS = ["cpu", "gpu", "tpu"]
 # ruff changes its rules and formatting between minor versions: lint with a known one.
 RUFF = "ruff>=0.17,<0.18"
-TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.6"]
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6.100"]
 # How TensorFlow is installed for each accelerator.
 TENSORFLOW = {
     "cpu": "tensorflow>=2.21",

@@ -29,3 +29,9 @@ def test_import_loads_neither_tensorflow_nor_keras(import_probe):
     # `garden list` imports garden_core and must stay fast: TensorFlow loads only when needed.
     modules_after_import, modules_of, _ = import_probe
     assert modules_of(modules_after_import("garden_core"), "tensorflow", "keras") == []
+
+
+def test_config_system_loads_neither_tensorflow_nor_keras(import_probe):
+    modules_after_import, modules_of, _ = import_probe
+    loaded = modules_after_import("garden_core.config")
+    assert modules_of(loaded, "tensorflow", "keras") == []
