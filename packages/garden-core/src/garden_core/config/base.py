@@ -102,6 +102,10 @@ class Config:
     """
 
     restrictions: ClassVar[tuple[str, ...]] = ()
+    # Model Garden fields that Garden does not implement: name -> (Model Garden's default,
+    # why). Reading one at its default is accepted (it changes nothing); any other value is
+    # an error that says the field is not supported, so nothing is silently ignored.
+    unsupported_fields: ClassVar[dict[str, tuple[Any, str]]] = {}
     _locked: ClassVar[bool] = False
     _field_types_cache: ClassVar[dict[type, dict[str, Any]]] = {}
 
@@ -151,7 +155,7 @@ class Config:
         if not isinstance(data, collections.abc.Mapping):
             where = f"`{path}`" if path else cls.__name__
             raise ConfigError(f"{where} expects a mapping of fields, got {data!r}")
-        data = expand_dotted_keys(data, path)
+        data = cls._drop_inert_unsupported(expand_dotted_keys(data, path), path)
         types = cls.field_types()
         for key in data:
             if key not in types:
@@ -200,7 +204,8 @@ class Config:
             where = f"`{path}`" if path else type(self).__name__
             raise ConfigError(f"{where} expects a mapping of overrides, got {overrides!r}")
         types = self.field_types()
-        for key, value in expand_dotted_keys(overrides, path).items():
+        overrides = self._drop_inert_unsupported(expand_dotted_keys(overrides, path), path)
+        for key, value in overrides.items():
             key_path = join_path(path, key)
             if key not in types:
                 if is_strict:
@@ -216,6 +221,22 @@ class Config:
                 self._set(key, {**current, **value}, path)
             else:
                 self._set(key, value, path)
+
+    @classmethod
+    def _drop_inert_unsupported(cls, data: dict, path: str) -> dict:
+        """Removes unsupported Model Garden keys set to their default; rejects other values."""
+        kept = {}
+        for key, value in data.items():
+            if key in cls.unsupported_fields and key not in cls.field_types():
+                default, why = cls.unsupported_fields[key]
+                if value != default:
+                    raise ConfigError(
+                        f"`{join_path(path, key)}` = {value!r}: Garden does not support this "
+                        f"Model Garden field ({why}); leave it at its default {default!r}"
+                    )
+                continue
+            kept[key] = value
+        return kept
 
     def replace(self: ConfigT, **kwargs: Any) -> ConfigT:
         """Returns an unlocked copy with `kwargs` applied as (strict) overrides."""

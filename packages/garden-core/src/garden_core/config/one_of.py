@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from garden_core.config.base import Config
 from garden_core.config.errors import ConfigError, join_path, unknown_key
@@ -24,6 +24,25 @@ class OneOfConfig(Config):
     """A config with a `type` field naming the branch (another field) that is in use."""
 
     type: str | None = None
+    # Model Garden branches Garden does not implement: name -> why. Their settings are
+    # accepted while another branch is chosen (they have no effect there); choosing one is
+    # an error that says it is not supported.
+    unsupported_branches: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def _drop_inert_unsupported(cls, data: dict, path: str) -> dict:
+        data = super()._drop_inert_unsupported(data, path)
+        kept = {}
+        for key, value in data.items():
+            if key in cls.unsupported_branches and key not in cls.field_types():
+                if not isinstance(value, dict):
+                    raise ConfigError(
+                        f"`{join_path(path, key)}` expects the settings of Model Garden's "
+                        f"`{key}` branch, got {value!r}"
+                    )
+                continue
+            kept[key] = value
+        return kept
 
     @classmethod
     def branches(cls) -> list[str]:
@@ -35,6 +54,12 @@ class OneOfConfig(Config):
             if not isinstance(value, str):
                 raise ConfigError(
                     f"`{join_path(path, 'type')}` expects a branch name, got {value!r}"
+                )
+            if value in self.unsupported_branches:
+                raise ConfigError(
+                    f"`{join_path(path, 'type')}` is {value!r}: Garden does not support this "
+                    f"Model Garden choice ({self.unsupported_branches[value]}); choose one of "
+                    + ", ".join(self.branches())
                 )
             if value not in self.branches():
                 error = unknown_key(path, value, self.branches())
