@@ -165,10 +165,10 @@ def _check_fresh_install(session: nox.Session, venv_name: str, name: str, target
 @nox.session
 def bench(session: nox.Session) -> None:
     """Runs the benchmarks in benchmarks/ and prints their tables (see benchmarks/README.md)."""
-    session.install(TENSORFLOW["cpu"], "-e", str(_package_dir("orbit")))
-    session.run(
-        "python",
-        str(ROOT / "benchmarks" / "orbit_bench.py"),
-        *session.posargs,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
-    )
+    editable = []
+    for name in PACKAGES:  # Every Garden package, as `garden list` is measured with all of them.
+        editable += ["-e", str(_package_dir(name))]
+    session.install(TENSORFLOW["cpu"], *editable)
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
+    session.run("python", str(ROOT / "benchmarks" / "orbit_bench.py"), *session.posargs, env=env)

@@ -163,14 +163,18 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `garden` command; returns its exit status."""
-    from garden_core.config import ConfigError
-
     args = _build_parser().parse_args(argv)
     try:
-        if args.command == "list":
+        if args.command == "list":  # Kept light: no config system, no TensorFlow.
             return _run_list(args.kind, args.pattern)
-        return _run_show(args)
-    except (ConfigError, registry_lib.RegistryError) as error:
+        from garden_core.config import ConfigError
+
+        try:
+            return _run_show(args)
+        except ConfigError as error:
+            print(f"garden: error: {error}", file=sys.stderr)
+            return _EXIT_FAILURE
+    except registry_lib.RegistryError as error:
         print(f"garden: error: {error}", file=sys.stderr)
         return _EXIT_FAILURE
 

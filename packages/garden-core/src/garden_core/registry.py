@@ -21,13 +21,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import functools
 import importlib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
-
-from absl import logging
 
 KINDS = (
     "experiments",
@@ -84,6 +84,18 @@ class Entry:
         )
 
 
+@functools.cache
+def _all_entry_points() -> importlib.metadata.EntryPoints:
+    """Every installed entry point, read once per process (see `refresh`)."""
+    return importlib.metadata.entry_points()
+
+
+def refresh() -> None:
+    """Forgets the entry points read so far, e.g. after installing a plugin in-process."""
+    _all_entry_points.cache_clear()
+    importlib.invalidate_caches()
+
+
 def disabled_distributions() -> set[str] | None:
     """Distributions disabled by GARDEN_DISABLE_PLUGINS; None means all third-party ones."""
     value = os.environ.get(DISABLE_ENV, "").strip()
@@ -108,7 +120,7 @@ class Registry:
     def _entry_points(self) -> list[importlib.metadata.EntryPoint]:
         disabled = disabled_distributions()
         found = []
-        for entry_point in importlib.metadata.entry_points(group=self.group):
+        for entry_point in _all_entry_points().select(group=self.group):
             distribution = entry_point.dist.name if entry_point.dist else "<unknown>"
             third_party = _normalize(distribution) not in GARDEN_DISTRIBUTIONS
             if third_party and (disabled is None or _normalize(distribution) in disabled):
@@ -196,7 +208,7 @@ class Registry:
                     f"{self.kind[:-1]} `{name}` from {entry.distribution} {entry.version} "
                     f"failed to load ({entry.target}): {type(error).__name__}: {error}"
                 )
-                logging.warning(message)
+                logging.getLogger(__name__).warning(message)
                 raise RegistryError(message) from error
         return self._loaded[key]
 
