@@ -290,3 +290,26 @@ def test_a_published_research_package_plugs_in_after_pip_install(tmp_path):
             capture_output=True,
             timeout=120,
         )
+
+
+def test_garden_list_command_does_not_import_tensorflow(plugins):
+    result = run_python(
+        plugins,
+        """
+        import sys
+        from garden_core.cli import main
+        main(['list'])
+        print('tensorflow' in sys.modules, 'garden_core.config' in sys.modules)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["False", "False"]
+    assert "resnet_acme" in result.stdout
+
+
+def test_every_registered_experiment_round_trips_through_yaml():
+    import yaml
+
+    for name in registry_lib.experiments.names():
+        config = registry_lib.get_experiment_config(name)
+        assert type(config).from_dict(yaml.safe_load(config.as_yaml())) == config, name
