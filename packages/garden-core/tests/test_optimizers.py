@@ -1,0 +1,147 @@
+"""Optimizers built from OptimizationConfig, with LARS and LAMB checked against NumPy."""
+
+import keras
+import numpy as np
+import pytest
+
+from garden_core.config import ConfigError, OptimizationConfig
+from garden_core.optimization import LAMB, LARS, AdamWeightDecay, build_optimizer
+
+KERAS_CLASSES = {
+    "sgd": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+    "adamw": AdamWeightDecay,
+    "lamb": LAMB,
+    "lars": LARS,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
+    "adafactor": keras.optimizers.Adafactor,
+    "lion": keras.optimizers.Lion,
+}
+
+
+def _config(**overrides):
+    config = OptimizationConfig()
+    config.override({"learning_rate": {"type": "constant", "constant": {"learning_rate": 0.1}}})
+    config.override(overrides)
+    return config
+
+
+@pytest.mark.parametrize("kind", sorted(KERAS_CLASSES))
+def test_every_optimizer_type_builds_and_takes_a_step(kind):
+    config = _config(optimizer={"type": kind, kind: {"clipnorm": 1.0}})
+    optimizer = build_optimizer(config)
+    assert type(optimizer) is KERAS_CLASSES[kind]
+    assert optimizer.clipnorm == 1.0
+    variable = keras.Variable(np.ones((3, 4), "float32"))
+    optimizer.apply_gradients([(keras.ops.ones((3, 4)), variable)])
+    assert not np.allclose(variable.numpy(), 1.0)
+    assert np.isfinite(variable.numpy()).all()
+
+
+def _reference_norm(x):
+    return float(np.sqrt(np.sum(np.square(x))))
+
+
+@pytest.mark.parametrize("classic", [True, False])
+def test_lars_matches_the_formula_over_two_steps(classic):
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(2)]
+    lr, momentum, eeta, wd = 0.5, 0.9, 0.01, 1e-3
+    optimizer = LARS(
+        lr, momentum=momentum, eeta=eeta, weight_decay_rate=wd, classic_momentum=classic
+    )
+    variable = keras.Variable(w0)
+    w, v = w0.astype("float64"), np.zeros_like(w0, dtype="float64")
+    for g in grads:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
+        g = g + wd * w
+        if classic:
+            ratio = eeta * _reference_norm(w) / _reference_norm(g)
+            v = momentum * v + lr * ratio * g
+            w = w - v
+        else:
+            v = momentum * v + g
+            ratio = eeta * _reference_norm(w) / _reference_norm(v)
+            w = w - lr * ratio * v
+    np.testing.assert_allclose(variable.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_lamb_matches_the_formula_and_honours_exclusions():
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(5,)).astype("float32")
+    g = rng.normal(size=(5,)).astype("float32")
+    lr, b1, b2, eps, wd = 0.01, 0.9, 0.999, 1e-6, 0.1
+    optimizer = LAMB(
+        lr,
+        beta_1=b1,
+        beta_2=b2,
+        epsilon=eps,
+        weight_decay_rate=wd,
+        exclude_from_weight_decay=["bias"],
+    )
+    kernel = keras.Variable(w0, name="kernel")
+    bias = keras.Variable(w0, name="bias")
+    optimizer.apply_gradients(
+        [(keras.ops.convert_to_tensor(g), kernel), (keras.ops.convert_to_tensor(g), bias)]
+    )
+    m_hat = (1 - b1) * g / (1 - b1)
+    v_hat = (1 - b2) * g**2 / (1 - b2)
+    adam = m_hat / (np.sqrt(v_hat) + eps)
+
+    def step(update):
+        return w0 - _reference_norm(w0) / _reference_norm(update) * lr * update
+
+    np.testing.assert_allclose(kernel.numpy(), step(adam + wd * w0), rtol=1e-5)
+    # Excluded from decay, and (by default) from layer adaptation too.
+    np.testing.assert_allclose(bias.numpy(), w0 - lr * adam, rtol=1e-5)
+
+
+def test_adamw_decay_follows_include_and_exclude_patterns():
+    config = _config(
+        optimizer={
+            "type": "adamw",
+            "adamw": {
+                "weight_decay_rate": 0.5,
+                "exclude_from_weight_decay": ["bias", "norm"],
+                "include_in_weight_decay": ["keep_norm"],
+                "gradient_clip_norm": 0.0,
+            },
+        }
+    )
+    optimizer = build_optimizer(config)
+    names = ["kernel", "bias", "layer_norm", "keep_norm"]
+    variables = [keras.Variable(np.ones(2, "float32"), name=n) for n in names]
+    optimizer.apply_gradients([(keras.ops.zeros(2), v) for v in variables])
+    decayed = {n: bool(v.numpy()[0] < 1.0) for n, v in zip(names, variables, strict=True)}
+    assert decayed == {"kernel": True, "bias": False, "layer_norm": False, "keep_norm": True}
+
+
+def test_adamw_gradient_clip_norm_becomes_global_clipnorm():
+    optimizer = build_optimizer(_config(optimizer={"type": "adamw"}))
+    assert optimizer.global_clipnorm == 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({}, "optimizer.type` must name an optimizer"),
+        ({"optimizer": {"type": "sgd", "sgd": {"decay": 0.1}}}, "use a learning-rate schedule"),
+        ({"optimizer": {"type": "adafactor", "adafactor": {"beta1": 0.9}}}, "no momentum"),
+    ],
+)
+def test_settings_that_cannot_be_honoured_are_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_optimizer(_config(**overrides))
+
+
+def test_custom_optimizers_serialize():
+    for optimizer in (
+        LARS(0.1, exclude_from_weight_decay=["bias"]),
+        LAMB(0.01),
+        AdamWeightDecay(learning_rate=0.01, exclude_from_weight_decay=["bias"]),
+    ):
+        restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+        assert type(restored) is type(optimizer)
+        assert restored.get_config() == optimizer.get_config()
