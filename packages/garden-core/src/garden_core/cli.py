@@ -123,6 +123,9 @@ def _run_list(kind: str | None, pattern: str | None) -> int:
     return 0
 
 
+_SAME = object()  # "No difference", distinct from any config value (None included).
+
+
 def _changed_leaves(default: Any, effective: Any) -> Any:
     """The parts of `effective` that differ from `default` (dicts compared key by key)."""
     if isinstance(default, dict) and isinstance(effective, dict):
@@ -136,9 +139,6 @@ def _changed_leaves(default: Any, effective: Any) -> Any:
                 changed[key] = sub
         return changed or _SAME
     return _SAME if default == effective else effective
-
-
-_SAME = object()
 
 
 def _run_show(args: argparse.Namespace) -> int:

@@ -81,15 +81,7 @@ def expand_dotted_keys(overrides: collections.abc.Mapping, path: str = "") -> di
         if not isinstance(key, str):
             raise ConfigError(f"`{join_path(path, str(key))}`: keys must be strings, got {key!r}")
         head, dot, rest = key.partition(".")
-        if dot:
-            value = {rest: value}
-        current = expanded.get(head)
-        if isinstance(current, collections.abc.Mapping) and isinstance(
-            value, collections.abc.Mapping
-        ):
-            expanded[head] = _merge(current, value)
-        else:
-            expanded[head] = value
+        expanded = _merge(expanded, {head: {rest: value} if dot else value})
     return expanded
 
 

@@ -37,8 +37,44 @@ def _trust_ratio(numerator_norm, denominator_norm):
     )
 
 
+class _LayerAdaptiveOptimizer(keras.optimizers.Optimizer):
+    """Weight decay and layer adaptation with exclusion patterns, shared by LARS and LAMB."""
+
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay_rate: float,
+        exclude_from_weight_decay: Sequence[str] | None,
+        exclude_from_layer_adaptation: Sequence[str] | None,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.weight_decay_rate = weight_decay_rate
+        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
+        if exclude_from_layer_adaptation is None:  # Model Garden: same as the decay list.
+            exclude_from_layer_adaptation = self.exclude_from_weight_decay
+        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation)
+
+    def _decays(self, variable) -> bool:
+        return bool(self.weight_decay_rate) and not _matches(
+            variable, self.exclude_from_weight_decay
+        )
+
+    def _adapts(self, variable) -> bool:
+        return not _matches(variable, self.exclude_from_layer_adaptation)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            weight_decay_rate=self.weight_decay_rate,
+            exclude_from_weight_decay=self.exclude_from_weight_decay,
+            exclude_from_layer_adaptation=self.exclude_from_layer_adaptation,
+        )
+        return config
+
+
 @_register
-class LARS(keras.optimizers.Optimizer):
+class LARS(_LayerAdaptiveOptimizer):
     """Layer-wise adaptive rate scaling."""
 
     def __init__(
@@ -54,16 +90,18 @@ class LARS(keras.optimizers.Optimizer):
         name: str = "LARS",
         **kwargs,
     ):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        super().__init__(
+            learning_rate,
+            weight_decay_rate,
+            exclude_from_weight_decay,
+            exclude_from_layer_adaptation,
+            name=name,
+            **kwargs,
+        )
         self.momentum = momentum
         self.eeta = eeta
-        self.weight_decay_rate = weight_decay_rate
         self.nesterov = nesterov
         self.classic_momentum = classic_momentum
-        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
-        if exclude_from_layer_adaptation is None:
-            exclude_from_layer_adaptation = self.exclude_from_weight_decay
-        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation)
 
     def build(self, variables):
         if self.built:
@@ -77,9 +115,9 @@ class LARS(keras.optimizers.Optimizer):
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         momentum = self._momenta[self._get_variable_index(variable)]
-        if self.weight_decay_rate and not _matches(variable, self.exclude_from_weight_decay):
+        if self._decays(variable):
             gradient = gradient + self.weight_decay_rate * variable
-        adapt = not _matches(variable, self.exclude_from_layer_adaptation)
+        adapt = self._adapts(variable)
         if self.classic_momentum:
             ratio = 1.0
             if adapt:
@@ -113,17 +151,14 @@ class LARS(keras.optimizers.Optimizer):
         config.update(
             momentum=self.momentum,
             eeta=self.eeta,
-            weight_decay_rate=self.weight_decay_rate,
             nesterov=self.nesterov,
             classic_momentum=self.classic_momentum,
-            exclude_from_weight_decay=self.exclude_from_weight_decay,
-            exclude_from_layer_adaptation=self.exclude_from_layer_adaptation,
         )
         return config
 
 
 @_register
-class LAMB(keras.optimizers.Optimizer):
+class LAMB(_LayerAdaptiveOptimizer):
     """Layer-wise adaptive moments with in-update weight decay."""
 
     def __init__(
@@ -138,15 +173,17 @@ class LAMB(keras.optimizers.Optimizer):
         name: str = "LAMB",
         **kwargs,
     ):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        super().__init__(
+            learning_rate,
+            weight_decay_rate,
+            exclude_from_weight_decay,
+            exclude_from_layer_adaptation,
+            name=name,
+            **kwargs,
+        )
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.weight_decay_rate = weight_decay_rate
-        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
-        if exclude_from_layer_adaptation is None:
-            exclude_from_layer_adaptation = self.exclude_from_weight_decay
-        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation)
 
     def build(self, variables):
         if self.built:
@@ -167,10 +204,10 @@ class LAMB(keras.optimizers.Optimizer):
         m_hat = next_m / (1.0 - ops.power(ops.cast(self.beta_1, dtype), step))
         v_hat = next_v / (1.0 - ops.power(ops.cast(self.beta_2, dtype), step))
         update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
-        if self.weight_decay_rate and not _matches(variable, self.exclude_from_weight_decay):
+        if self._decays(variable):
             update = update + self.weight_decay_rate * variable
         ratio = 1.0
-        if not _matches(variable, self.exclude_from_layer_adaptation):
+        if self._adapts(variable):
             ratio = _trust_ratio(
                 ops.norm(ops.reshape(variable, [-1])), ops.norm(ops.reshape(update, [-1]))
             )
@@ -180,14 +217,7 @@ class LAMB(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            weight_decay_rate=self.weight_decay_rate,
-            exclude_from_weight_decay=self.exclude_from_weight_decay,
-            exclude_from_layer_adaptation=self.exclude_from_layer_adaptation,
-        )
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
         return config
 
 
