@@ -1,14 +1,23 @@
-"""The `garden` command line: `garden list` and `garden show`.
+"""The `garden` command line: `list`, `show`, `train`, `eval` and `export`.
 
-Every mistake in the input (an unknown flag, kind or name, a bad config file or override)
-ends with a one-line error, with suggestions where there are close matches, and a non-zero
-exit status, never a traceback. `garden list` never imports TensorFlow.
+    garden list [KIND] [PATTERN]
+    garden show EXPERIMENT [--config_file F]... [--params_override S] [--diff]
+    garden train --experiment NAME [--config_file F]... [--params_override S]
+                 --mode MODE --model_dir DIR
+    garden eval --experiment NAME ... --model_dir DIR [--mode eval|continuous_eval]
+    garden export --experiment NAME ... --checkpoint_path PATH --export_dir DIR
+
+Every mistake in the input (an unknown flag, kind or name, a bad config file or override, a
+missing checkpoint) ends with a one-line error, with suggestions where there are close
+matches, and a non-zero exit status, never a traceback. `garden list` never imports
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -31,7 +40,10 @@ class _Parser(argparse.ArgumentParser):
         for action in self._actions:  # Flags of subcommands are reported by the top parser.
             if isinstance(action, argparse._SubParsersAction):
                 parsers += list(action.choices.values())
-        options = [o for p in parsers for action in p._actions for o in action.option_strings]
+        # Subcommands share flags: each is offered once.
+        options = list(
+            dict.fromkeys(o for p in parsers for a in p._actions for o in a.option_strings)
+        )
         choices = [c for action in self._actions if action.choices for c in action.choices]
         for token in message.replace("'", " ").replace(",", " ").split():
             pool = options if token.startswith("-") else choices
@@ -86,6 +98,70 @@ def _build_parser() -> _Parser:
     )
     show.add_argument(
         "--diff", action="store_true", help="print only what differs from the defaults"
+    )
+
+    def experiment_flags(command: _Parser) -> None:
+        command.add_argument(
+            "--experiment", required=True, metavar="NAME", help="a registered experiment"
+        )
+        command.add_argument(
+            "--config_file",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="a YAML file of overrides; repeat to apply several in order",
+        )
+        command.add_argument(
+            "--params_override",
+            default=None,
+            metavar="OVERRIDES",
+            help="overrides applied last: 'a.b=1,c=[1,2]', YAML text, or a YAML file",
+        )
+
+    from garden_core.train_modes import MODES
+
+    train = commands.add_parser(
+        "train",
+        help="train (and evaluate) an experiment",
+        description=(
+            "Run an experiment. MODE is one of: " + ", ".join(MODES) + ". MODEL_DIR receives "
+            "params.yaml, checkpoints, summaries (train/, validation/) and metrics.jsonl; "
+            "running the same command again resumes from its latest checkpoint."
+        ),
+    )
+    experiment_flags(train)
+    train.add_argument("--mode", required=True, choices=MODES, help="what to run")
+    train.add_argument("--model_dir", required=True, metavar="DIR", help="the output folder")
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate an experiment's checkpoints",
+        description=(
+            "Evaluate the latest checkpoint in MODEL_DIR (--mode eval, the default) or each "
+            "new checkpoint as training writes it (--mode continuous_eval)."
+        ),
+    )
+    experiment_flags(evaluate)
+    evaluate.add_argument("--mode", default="eval", choices=("eval", "continuous_eval"))
+    evaluate.add_argument("--model_dir", required=True, metavar="DIR", help="the run's folder")
+
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint as a SavedModel",
+        description=(
+            "Restore CHECKPOINT_PATH (a checkpoint prefix, or a folder: its latest checkpoint) "
+            "into the experiment's model and write a SavedModel to EXPORT_DIR, which must not "
+            "exist yet. The SavedModel appears there only once complete."
+        ),
+    )
+    experiment_flags(export)
+    export.add_argument("--checkpoint_path", required=True, metavar="PATH")
+    export.add_argument("--export_dir", required=True, metavar="DIR")
+    export.add_argument(
+        "--input_type",
+        default=None,
+        metavar="TYPE",
+        help="the serving input type (default: the task's first, e.g. tensor or image_tensor)",
     )
     return parser
 
@@ -161,20 +237,86 @@ def _run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_config(args: argparse.Namespace):
+    from garden_core.config import override_config
+
+    config = registry_lib.get_experiment_config(args.experiment)
+    override_config(config, args.config_file, args.params_override)
+    config.validate()
+    return config
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    config = _experiment_config(args)
+    from garden_core import distribute_utils, task_factory, train_lib, train_utils
+
+    strategy = distribute_utils.strategy_from_runtime(config.runtime)
+    task = task_factory.get_task(config.task, logging_dir=args.model_dir)
+    _, logs = train_lib.run_experiment(strategy, task, args.mode, config, args.model_dir)
+    if logs and train_utils.is_chief(strategy):
+        shown = ", ".join(
+            f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}"
+            for key, value in logs.items()
+        )
+        print(f"final evaluation: {shown}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    config = _experiment_config(args)
+    from garden_core import distribute_utils, export_base, task_factory
+
+    distribute_utils.set_mixed_precision_policy(None)  # Serve in float32.
+    task = task_factory.get_task(config.task)
+    model = task.build_model()
+    ema = None
+    if config.trainer.optimizer_config.ema is not None:
+        from garden_core.optimization.ema import ExponentialMovingAverage
+
+        ema = ExponentialMovingAverage.from_config(config.trainer.optimizer_config.ema, model)
+    read = export_base.restore_for_export(model, args.checkpoint_path, ema=ema)
+    module = task.build_export_module(model, config)
+    keys = {args.input_type: "serving_default"} if args.input_type else None
+    written = export_base.export(module, args.export_dir, function_keys=keys)
+    print(f"exported {read} to {written}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `garden` command; returns its exit status."""
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "list":  # Kept light: no config system, no TensorFlow.
             return _run_list(args.kind, args.pattern)
-        from garden_core.config import ConfigError
-
-        try:
-            return _run_show(args)
-        except ConfigError as error:
-            print(f"garden: error: {error}", file=sys.stderr)
-            return _EXIT_FAILURE
+        if args.command == "show":
+            return _guarded(_run_show, args)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        if args.command == "export":
+            return _guarded(_run_export, args)
+        return _guarded(_run_experiment, args)
     except registry_lib.RegistryError as error:
+        print(f"garden: error: {error}", file=sys.stderr)
+        return _EXIT_FAILURE
+
+
+def _guarded(command, args: argparse.Namespace) -> int:
+    """Runs `command`; input and environment errors become one-line messages."""
+    from garden_core.config import ConfigError
+
+    expected: tuple[type[BaseException], ...] = (
+        ConfigError,
+        registry_lib.RegistryError,
+        FileNotFoundError,
+        FileExistsError,
+    )
+    if args.command != "show":
+        from garden_core.base_trainer import LossBlowupError
+        from garden_core.data import CorruptRecordError, InputNotFoundError
+
+        expected += (LossBlowupError, CorruptRecordError, InputNotFoundError)
+    try:
+        return command(args)
+    except expected as error:
         print(f"garden: error: {error}", file=sys.stderr)
         return _EXIT_FAILURE
 

@@ -71,6 +71,9 @@ class RuntimeConfig(Config):
     loss_scale: str | float | None = None
     run_eagerly: bool = False
     batchnorm_spatial_persistent: bool = False
+    # Garden: seeds Python, NumPy, TensorFlow and Keras before the model is built, so model
+    # initialization and data shuffling repeat exactly (None: unseeded).
+    seed: int | None = None
 
     unsupported_fields = {
         "tpu_enable_xla_dynamic_padder": (None, "TPU XLA padder tuning is not exposed"),

@@ -171,6 +171,9 @@ class OptimizerConfig(OneOfConfig):
     adafactor: AdafactorConfig = _field(AdafactorConfig)
     lion: LionConfig = _field(LionConfig)
 
+    # `type` may also name a `garden.optimizers` plugin; its settings are a mapping under
+    # that name (see `garden_core.config.one_of`).
+    plugin_kind = "optimizers"
     unsupported_branches = {
         "sgd_experimental": _EXPERIMENTAL,
         "adam_experimental": _EXPERIMENTAL,
@@ -292,6 +295,10 @@ class LrConfig(OneOfConfig):
     power_linear: PowerAndLinearDecayLrConfig = _field(PowerAndLinearDecayLrConfig)
     power_with_offset: PowerDecayWithOffsetLrConfig = _field(PowerDecayWithOffsetLrConfig)
     step_cosine_with_offset: StepCosineLrConfig = _field(StepCosineLrConfig)
+
+    # `type` may also name a `garden.schedules` plugin; its settings are a mapping under that
+    # name (see `garden_core.config.one_of`).
+    plugin_kind = "schedules"
 
 
 # Warmups.

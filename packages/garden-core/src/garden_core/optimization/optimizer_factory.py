@@ -1,4 +1,12 @@
-"""Builds the Keras 3 optimizer an `OptimizationConfig` describes."""
+"""Builds the Keras 3 optimizer an `OptimizationConfig` describes.
+
+An `optimizer.type` that is not a built-in optimizer names a `garden.optimizers` plugin:
+`registry.optimizers.get(type)` must be a callable (a `keras.optimizers.Optimizer` subclass
+or a factory function) that is called as `factory(learning_rate=<schedule>, **settings)`
+and returns a `keras.optimizers.Optimizer`. Settings are the plugin's mapping in the config
+(`optimizer: {type: my_opt, my_opt: {beta: 0.5}}`); clipping, if wanted, is one of them
+(`clipnorm: 1.0`), as Keras optimizers take it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,12 @@ from typing import Any
 import keras
 
 from garden_core.config import ConfigError, OptimizationConfig
-from garden_core.optimization.lr_factory import build_learning_rate
+from garden_core.optimization.lr_factory import (
+    build_learning_rate,
+    call_plugin,
+    load_plugin,
+    summarize,
+)
 from garden_core.optimization.optimizers import LAMB, LARS, AdamWeightDecay
 
 
@@ -40,7 +53,8 @@ def build_optimizer(
       path: Where `config` sits in the experiment config, for error messages.
 
     Raises:
-      ConfigError: If no optimizer is chosen, or a setting cannot be honoured.
+      ConfigError: If no optimizer is chosen, a setting cannot be honoured, or a plugin
+        optimizer cannot be loaded, rejects its settings or returns no Keras optimizer.
     """
     kind = config.optimizer.type
     if kind is None:
@@ -49,6 +63,22 @@ def build_optimizer(
         learning_rate = build_learning_rate(config, path)
     options = config.optimizer.get()
     where = f"{path}.optimizer.{kind}"
+    if config.optimizer.uses_plugin:
+        factory, description = load_plugin("optimizers", kind, f"{path}.optimizer")
+        if "learning_rate" in options:
+            raise ConfigError(
+                f"`{where}.learning_rate` cannot be set: the learning rate comes from "
+                f"`{path}.learning_rate`"
+            )
+        optimizer = call_plugin(
+            factory, description, where, {"learning_rate": learning_rate, **options}
+        )
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise ConfigError(
+                f"`{where}`: {description} returned {summarize(optimizer)}, not a "
+                "keras.optimizers.Optimizer"
+            )
+        return optimizer
     common = {"learning_rate": learning_rate, **_clipping(options)}
     if kind == "sgd":
         _unsupported(where, "decay", options.decay, 0.0, "use a learning-rate schedule")

@@ -1,0 +1,1 @@
+"""Experiments that ship with garden-core (registered through its `garden.experiments`)."""

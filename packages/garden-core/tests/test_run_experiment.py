@@ -1,0 +1,257 @@
+"""`run_experiment` on the built-in `mock` experiment: every mode, resume, best checkpoint,
+EMA, mixed precision, loss blow-up recovery and `init_checkpoint`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from garden_core import registry, task_factory, train_lib
+from garden_core.base_trainer import LossBlowupError
+from garden_core.config import ConfigError, load_mapping_file, override_config
+from garden_core.experiments.mock_task import MockTask
+
+
+def mock_params(overrides: str | None = None):
+    params = registry.get_experiment_config("mock")
+    override_config(params, [], overrides)
+    return params
+
+
+def run(params, model_dir, mode="train_and_eval", task=None):
+    task = task or task_factory.get_task(params.task, logging_dir=str(model_dir))
+    return train_lib.run_experiment(
+        tf.distribute.get_strategy(), task, mode, params, str(model_dir), show_progress=False
+    )
+
+
+def summary_tags(directory) -> set[str]:
+    tags = set()
+    for path in tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_the_mock_experiment_is_registered_by_garden_core():
+    assert registry.experiments.entry("mock").distribution == "garden-core"
+    assert task_factory.get_task_class(mock_params().task) is MockTask
+
+
+def test_train_and_eval_writes_params_checkpoints_and_summaries(tmp_path):
+    params = mock_params()
+    model, logs = run(params, tmp_path)
+    assert logs["accuracy"] > 0.9
+    assert logs["num_examples_evaluated"] == 256  # The whole validation set, once.
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-200")
+    written = mock_params()
+    written.override(load_mapping_file(str(tmp_path / "params.yaml")))
+    assert written == params
+    assert {"training_loss", "accuracy", "learning_rate"} <= summary_tags(tmp_path / "train")
+    assert {"validation_loss", "accuracy"} <= summary_tags(tmp_path / "validation")
+    info = json.loads((tmp_path / "best_ckpt" / "info.json").read_text())
+    assert info["best_metric_name"] == "accuracy"
+    assert tf.train.latest_checkpoint(str(tmp_path / "best_ckpt")).endswith(
+        f"ckpt-{info['best_ckpt_global_step']}"
+    )
+    assert isinstance(model, keras.Model)
+
+
+def test_training_resumes_from_the_latest_checkpoint(tmp_path):
+    run(mock_params("trainer.train_steps=100"), tmp_path, mode="train")
+    params = mock_params("trainer.train_steps=150")
+    task = task_factory.get_task(params.task)
+    model, _ = run(params, tmp_path, mode="train", task=task)
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["mode"] == "train"
+    ]
+    assert steps[-1] == 150
+    assert 100 in steps
+    assert steps.count(50) == 1  # Not restarted.
+    reader = tf.train.load_checkpoint(str(tmp_path))
+    assert reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 150
+
+
+@pytest.mark.parametrize("mode", ["eval", "continuous_eval"])
+def test_evaluation_modes_read_the_trained_checkpoint(tmp_path, mode):
+    _, trained_logs = run(mock_params(), tmp_path, mode="train_and_eval")
+    _, logs = run(mock_params(), tmp_path, mode=mode)
+    assert logs["accuracy"] == pytest.approx(trained_logs["accuracy"])
+    assert logs["validation_loss"] == pytest.approx(trained_logs["validation_loss"], rel=1e-5)
+
+
+def test_train_and_post_eval_evaluates_once_after_training(tmp_path):
+    _, logs = run(mock_params("trainer.train_steps=50"), tmp_path, mode="train_and_post_eval")
+    assert logs["num_examples_evaluated"] == 256
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["mode"] == "eval"] == [50]
+
+
+def test_eval_without_a_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint"):
+        run(mock_params(), tmp_path, mode="eval")
+
+
+def test_bad_mode_and_missing_train_steps_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="mode 'fit' is not one of"):
+        run(mock_params(), tmp_path, mode="fit")
+    with pytest.raises(ConfigError, match="train_steps"):
+        run(mock_params("trainer.train_steps=0"), tmp_path, mode="train")
+
+
+def test_best_checkpoint_keeps_the_best_value_across_restarts(tmp_path):
+    params = mock_params(
+        "trainer.best_checkpoint_metric_comp=lower,"
+        "trainer.best_checkpoint_eval_metric=validation_loss"
+    )
+    run(params, tmp_path)
+    first = json.loads((tmp_path / "best_ckpt" / "info.json").read_text())
+    assert first["best_value"] == pytest.approx(first["eval_logs"]["validation_loss"])
+    bad = mock_params("trainer.best_checkpoint_eval_metric=f1")
+    with pytest.raises(ConfigError, match="'f1', which the evaluation does not report"):
+        run(bad, tmp_path / "other")
+
+
+def test_ema_weights_are_used_for_evaluation_and_swapped_back(tmp_path):
+    params = mock_params(
+        "trainer.optimizer_config.ema.average_decay=0.9,trainer.train_steps=100,"
+        "trainer.best_checkpoint_export_subdir=''"
+    )
+    task = task_factory.get_task(params.task)
+    with tf.distribute.get_strategy().scope():
+        from garden_core.train_utils import create_trainer
+
+        trainer = create_trainer(params, task, train=True, evaluate=True)
+    model, logs = train_lib.run_experiment(
+        tf.distribute.get_strategy(),
+        task,
+        "train_and_eval",
+        params,
+        str(tmp_path),
+        trainer=trainer,
+        show_progress=False,
+    )
+    raw = [w.numpy() for w in model.trainable_weights]
+    averages = [v.numpy() for v in trainer.ema.averages]
+    assert not all(np.allclose(r, a) for r, a in zip(raw, averages, strict=True))
+    # Evaluating by hand with the averages reproduces the reported loss.
+    features, labels = next(
+        iter(task.build_inputs(params.task.validation_data).unbatch().batch(256))
+    )
+    for weight, average in zip(model.trainable_weights, averages, strict=True):
+        weight.assign(average)
+    loss = task.build_losses(labels, model(features, training=False))
+    assert float(loss) == pytest.approx(logs["validation_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(("dtype", "compute"), [("float16", "float16"), ("bfloat16", "bfloat16")])
+def test_mixed_precision_trains(tmp_path, dtype, compute):
+    params = mock_params(f"runtime.mixed_precision_dtype={dtype},trainer.train_steps=150")
+    task = task_factory.get_task(params.task)
+    try:
+        with tf.distribute.get_strategy().scope():
+            from garden_core.train_utils import create_trainer
+
+            train_lib.distribute_utils.set_mixed_precision_policy(dtype)
+            trainer = create_trainer(params, task, train=True, evaluate=True)
+        model, logs = train_lib.run_experiment(
+            tf.distribute.get_strategy(),
+            task,
+            "train_and_eval",
+            params,
+            str(tmp_path),
+            trainer=trainer,
+            show_progress=False,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("hidden_0").compute_dtype == compute
+    assert model.get_layer("hidden_0").kernel.dtype == "float32"
+    is_scaled = isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert is_scaled == (dtype == "float16")
+    assert logs["accuracy"] > 0.85
+
+
+class FlakyMockTask(MockTask):
+    """Returns a NaN training loss at step `nan_step` (once per process, or every time).
+
+    The loss itself is poisoned, not the features: a fused MatMul+ReLU kernel may map NaN
+    activations to zero, which would hide the blow-up.
+    """
+
+    nan_step = 60
+    once = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.fired = tf.Variable(False, trainable=False)
+        self.poison = tf.Variable(False, trainable=False)
+
+    def build_losses(self, labels, model_outputs, aux_losses=None):
+        loss = super().build_losses(labels, model_outputs, aux_losses)
+        return tf.cond(self.poison, lambda: loss * np.nan, lambda: loss)
+
+    def train_step(self, inputs, model, optimizer, metrics=None):
+        self.steps.assign_add(1)
+        blow_up = tf.logical_and(
+            tf.equal(self.steps, self.nan_step),
+            tf.logical_not(self.fired) if self.once else tf.constant(True),
+        )
+        self.poison.assign(blow_up)
+        logs = super().train_step(inputs, model, optimizer, metrics)
+        self.poison.assign(False)
+        self.fired.assign(tf.logical_or(self.fired, blow_up))
+        return logs
+
+
+def test_a_nan_loss_without_recovery_is_an_error_naming_the_step(tmp_path):
+    params = mock_params("trainer.steps_per_loop=20,trainer.summary_interval=20")
+    task = FlakyMockTask(params.task)
+    with pytest.raises(LossBlowupError, match=r"loss is nan in the loop of steps 41-60"):
+        run(params, tmp_path, mode="train", task=task)
+    # The NaN weights were never saved.
+    reader = tf.train.load_checkpoint(str(tmp_path))
+    assert reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") < 60
+
+
+def test_a_nan_loss_is_recovered_from_the_last_checkpoint(tmp_path):
+    params = mock_params(
+        "trainer.steps_per_loop=20,trainer.summary_interval=20,trainer.checkpoint_interval=20,"
+        "trainer.recovery_max_trials=1"
+    )
+    task = FlakyMockTask(params.task)
+    model, logs = run(params, tmp_path, mode="train_and_eval", task=task)
+    assert bool(task.fired.numpy())
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+    assert logs["accuracy"] > 0.9
+
+
+def test_a_loss_above_the_upper_bound_counts_as_a_blowup(tmp_path):
+    params = mock_params(
+        "trainer.loss_upper_bound=0.01,trainer.recovery_begin_steps=51,trainer.steps_per_loop=50"
+    )
+    with pytest.raises(
+        LossBlowupError, match="exceeds loss_upper_bound 0.01 in the loop of steps 51-100"
+    ):
+        run(params, tmp_path, mode="train")
+
+
+def test_init_checkpoint_initializes_a_fresh_run_only(tmp_path):
+    source_model, _ = run(mock_params("trainer.train_steps=50"), tmp_path / "source", "train")
+    expected = [w.numpy() for w in source_model.weights]
+    for init in [str(tmp_path / "source"), tf.train.latest_checkpoint(str(tmp_path / "source"))]:
+        params = mock_params(f"task.init_checkpoint='{init}'")
+        model_dir = tmp_path / f"eval-{len(init)}"
+        model, _ = run(params, model_dir, mode="eval")
+        for weight, value in zip(model.weights, expected, strict=True):
+            np.testing.assert_array_equal(weight.numpy(), value)
+    with pytest.raises(FileNotFoundError, match="task.init_checkpoint: no checkpoint at"):
+        run(mock_params(f"task.init_checkpoint='{tmp_path / 'nothing'}'"), tmp_path / "x", "train")
