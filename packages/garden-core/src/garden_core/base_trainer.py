@@ -184,9 +184,7 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
 
         if train:
             if train_dataset is None:
-                train_dataset = orbit.utils.make_distributed_dataset(
-                    self._strategy, task.build_inputs, config.task.train_data
-                )
+                train_dataset = self._distribute_inputs(config.task.train_data)
             orbit.StandardTrainer.__init__(
                 self,
                 train_dataset,
@@ -205,9 +203,7 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
                 checkpoint_items["train_iterator"] = self.train_iterator
         if evaluate:
             if validation_dataset is None:
-                validation_dataset = orbit.utils.make_distributed_dataset(
-                    self._strategy, task.build_inputs, config.task.validation_data
-                )
+                validation_dataset = self._distribute_inputs(config.task.validation_data)
             orbit.StandardEvaluator.__init__(
                 self,
                 validation_dataset,
@@ -220,6 +216,21 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         # the optimizer state and data position in them unread, as expected.
         checkpoint_class = tf.train.Checkpoint if train else _EvaluationCheckpoint
         self._checkpoint = checkpoint_class(**checkpoint_items)
+
+    def _distribute_inputs(self, data_config: Any) -> Any:
+        """`task.build_inputs(data_config)` on every input pipeline of the strategy, with
+        `runtime.dataset_num_private_threads` applied."""
+        threads = self._config.runtime.dataset_num_private_threads
+
+        def dataset_fn(input_context=None):
+            dataset = self._task.build_inputs(data_config, input_context=input_context)
+            if threads:
+                options = tf.data.Options()
+                options.threading.private_threadpool_size = threads
+                dataset = dataset.with_options(options)
+            return dataset
+
+        return orbit.utils.make_distributed_dataset(self._strategy, dataset_fn)
 
     # Properties (Model Garden's names).
 

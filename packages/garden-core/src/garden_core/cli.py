@@ -250,6 +250,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     config = _experiment_config(args)
     from garden_core import distribute_utils, task_factory, train_lib, train_utils
 
+    distribute_utils.configure_runtime(config.runtime)
     strategy = distribute_utils.strategy_from_runtime(config.runtime)
     task = task_factory.get_task(config.task, logging_dir=args.model_dir)
     _, logs = train_lib.run_experiment(strategy, task, args.mode, config, args.model_dir)

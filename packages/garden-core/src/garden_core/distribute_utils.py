@@ -8,6 +8,9 @@
   visible GPU, or else over every logical CPU.
 - `multi_worker_mirrored`: `MultiWorkerMirroredStrategy`; the cluster comes from `TF_CONFIG`.
 - `tpu`: `TPUStrategy` on `runtime.tpu` (a name or address; "" for a local TPU).
+
+`configure_runtime` applies the rest of `RuntimeConfig` (XLA, GPU threads, determinism, the
+cluster from `worker_hosts`) and must run before the strategy is made.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
         where = f"at {address!r}" if address else "attached to this machine"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RuntimeError(
+        raise ConfigError(
             f"`runtime.distribution_strategy` is 'tpu' but no TPU is reachable {where} "
             f"({reason}); set `runtime.tpu` to the TPU's name or address, or choose another "
             "strategy"
@@ -102,8 +105,8 @@ def get_distribution_strategy(
       tpu_address: The TPU to use with `tpu`.
 
     Raises:
-      ConfigError: For an unknown strategy or option, or more GPUs than are visible.
-      RuntimeError: For `tpu` when no TPU can be reached.
+      ConfigError: For an unknown strategy or option, more GPUs than are visible, or `tpu`
+        when no TPU can be reached.
     """
     name = (distribution_strategy or "off").lower()
     if name not in STRATEGIES:
@@ -142,6 +145,58 @@ def get_distribution_strategy(
             communication_options=_communication(all_reduce_alg)
         )
     return _tpu_strategy(tpu_address)
+
+
+def configure_runtime(runtime: RuntimeConfig) -> None:
+    """Applies `runtime`'s process-wide settings; call it before making the strategy.
+
+    - `worker_hosts` (comma-separated `host:port`) with `task_index` write `TF_CONFIG` for
+      `multi_worker_mirrored` when it is not set already (a set `TF_CONFIG` wins).
+    - `enable_xla` turns on XLA auto-clustering (`tf.config.optimizer.set_jit`).
+    - `gpu_thread_mode` (`gpu_private`, `gpu_shared`) and `per_gpu_thread_count` set
+      `TF_GPU_THREAD_MODE` / `TF_GPU_THREAD_COUNT`; `batchnorm_spatial_persistent` sets
+      `TF_USE_CUDNN_BATCHNORM_SPATIAL_PERSISTENT`. These take effect only if no GPU has been
+      initialised yet in this process.
+    - `run_eagerly` runs every `tf.function` eagerly (for debugging).
+    - `deterministic_ops` calls `tf.config.experimental.enable_op_determinism`.
+    (`dataset_num_private_threads` is applied by the `Trainer` to its datasets.)
+
+    Raises:
+      ConfigError: For a bad `worker_hosts`/`task_index` pair or `gpu_thread_mode`, or
+        `deterministic_ops` without `seed`.
+    """
+    if runtime.worker_hosts and not os.environ.get("TF_CONFIG"):
+        hosts = [host.strip() for host in runtime.worker_hosts.split(",") if host.strip()]
+        if not 0 <= runtime.task_index < len(hosts):
+            raise ConfigError(
+                f"`runtime.task_index` is {runtime.task_index}, but `runtime.worker_hosts` "
+                f"names {len(hosts)} worker(s); give this worker's index in that list"
+            )
+        os.environ["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": runtime.task_index}}
+        )
+    if runtime.gpu_thread_mode is not None:
+        if runtime.gpu_thread_mode not in ("global", "gpu_private", "gpu_shared"):
+            raise ConfigError(
+                f"`runtime.gpu_thread_mode` is {runtime.gpu_thread_mode!r}; choose global, "
+                "gpu_private or gpu_shared"
+            )
+        os.environ["TF_GPU_THREAD_MODE"] = runtime.gpu_thread_mode
+        if runtime.per_gpu_thread_count > 0:
+            os.environ["TF_GPU_THREAD_COUNT"] = str(runtime.per_gpu_thread_count)
+    if runtime.batchnorm_spatial_persistent:
+        os.environ["TF_USE_CUDNN_BATCHNORM_SPATIAL_PERSISTENT"] = "1"
+    if runtime.enable_xla:
+        tf.config.optimizer.set_jit(True)
+    if runtime.run_eagerly:
+        tf.config.run_functions_eagerly(True)
+    if runtime.deterministic_ops:
+        if runtime.seed is None:
+            raise ConfigError(
+                "`runtime.deterministic_ops` is true but `runtime.seed` is null; deterministic "
+                "ops need seeded random ops: set runtime.seed"
+            )
+        tf.config.experimental.enable_op_determinism()
 
 
 def strategy_from_runtime(runtime: RuntimeConfig) -> tf.distribute.Strategy:

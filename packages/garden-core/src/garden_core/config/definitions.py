@@ -74,6 +74,9 @@ class RuntimeConfig(Config):
     # Garden: seeds Python, NumPy, TensorFlow and Keras before the model is built, so model
     # initialization and data shuffling repeat exactly (None: unseeded).
     seed: int | None = None
+    # Garden: makes TensorFlow ops deterministic (`enable_op_determinism`), so that a run,
+    # or a run killed and resumed, repeats bit for bit; slower on GPUs. Needs `seed`.
+    deterministic_ops: bool = False
 
     unsupported_fields = {
         "tpu_enable_xla_dynamic_padder": (None, "TPU XLA padder tuning is not exposed"),
