@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
             dict.fromkeys(o for p in parsers for a in p._actions for o in a.option_strings)
         )
         choices = [c for action in self._actions if action.choices for c in action.choices]
-        for token in message.replace("'", " ").replace(",", " ").split():
+        for token in message.replace("'", " ").replace(",", " ").replace(":", " ").split():
             pool = options if token.startswith("-") else choices
             matches = difflib.get_close_matches(token, pool, n=2, cutoff=0.6)
             if matches and token not in pool:
@@ -266,6 +266,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     config = _experiment_config(args)
     from garden_core import distribute_utils, export_base, task_factory
+    from garden_core.config import ConfigError
 
     distribute_utils.set_mixed_precision_policy(None)  # Serve in float32.
     task = task_factory.get_task(config.task)
@@ -277,6 +278,12 @@ def _run_export(args: argparse.Namespace) -> int:
         ema = ExponentialMovingAverage.from_config(config.trainer.optimizer_config.ema, model)
     read = export_base.restore_for_export(model, args.checkpoint_path, ema=ema)
     module = task.build_export_module(model, config)
+    offered = getattr(module, "INPUT_TYPES", None)
+    if args.input_type and offered is not None and args.input_type not in offered:
+        raise ConfigError(
+            f"--input_type {args.input_type}: the {args.experiment} task serves "
+            + ", ".join(offered)
+        )
     keys = {args.input_type: "serving_default"} if args.input_type else None
     written = export_base.export(module, args.export_dir, function_keys=keys)
     print(f"exported {read} to {written}")
