@@ -152,8 +152,10 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             distributed with the strategy.
           validation_dataset: The validation dataset; by default built the same way.
           checkpoint_iterator: Save the training-data position in checkpoints, so a resumed
-            run continues mid-epoch exactly. None: yes, unless the strategy is a
-            multi-worker or TPU strategy, whose iterators TensorFlow cannot save.
+            run continues mid-epoch exactly. None: yes when TensorFlow can save the
+            iterator, that is for a plain `tf.data` iterator (the default strategy); the
+            iterators of distributed datasets (`mirrored`, `one_device`,
+            `multi_worker_mirrored`, `tpu`) are not trackable.
         """
         self._config = config
         self._task = task
@@ -195,9 +197,14 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
                 ),
             )
             if checkpoint_iterator is None:
-                checkpoint_iterator = not isinstance(
-                    self._strategy,
-                    (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy),
+                # Only iterators of plain `tf.data` datasets are trackable:
+                # `tf.train.Checkpoint` rejects the `DistributedIterator` of every real
+                # strategy (MirroredStrategy and OneDeviceStrategy included, not only
+                # multi-worker and TPU ones). Checked on the dataset, so the iterator is
+                # still created lazily.
+                checkpoint_iterator = all(
+                    isinstance(dataset, tf.data.Dataset)
+                    for dataset in tf.nest.flatten(self.train_dataset)
                 )
             if checkpoint_iterator:
                 checkpoint_items["train_iterator"] = self.train_iterator

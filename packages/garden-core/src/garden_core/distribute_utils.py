@@ -114,7 +114,14 @@ def get_distribution_strategy(
             f"`runtime.distribution_strategy` is {distribution_strategy!r}; choose one of "
             + ", ".join(STRATEGIES)
         )
-    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multi_worker_mirrored":
+        # Listing logical devices initialises TensorFlow's runtime, after which
+        # MultiWorkerMirroredStrategy can no longer set up its collective ops ("Collective
+        # ops must be configured at program startup"); physical devices can be listed
+        # without initialising it.
+        gpus = tf.config.list_physical_devices("GPU")
+    else:
+        gpus = tf.config.list_logical_devices("GPU")
     if num_gpus < 0 or num_gpus > len(gpus):
         raise ConfigError(
             f"`runtime.num_gpus` is {num_gpus} but TensorFlow sees {len(gpus)} GPU(s)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -149,6 +150,39 @@ def restore_for_export(model: keras.Model, checkpoint_path: str, ema: Any = None
     return resolved
 
 
+# The temporary directory `export` writes a SavedModel into: `.NAME.tmp-PID-NANOSECONDS`.
+_TEMPORARY_EXPORT = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-\d+")
+
+
+def _process_is_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine; where that cannot be told, True."""
+    if os.name != "posix":
+        return True  # On Windows `os.kill(pid, 0)` would terminate the process.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # E.g. PermissionError: it exists but belongs to another user.
+        return True
+    return True
+
+
+def _remove_stale_temporaries(parent: str, name: str, timestamped: bool) -> None:
+    """Removes the temporary directories of earlier exports to `name` whose process died.
+
+    `export` removes its temporary directory on any error Python sees, but a process killed
+    outright (SIGKILL, out of memory, power loss) leaves it behind, and nothing would ever
+    remove it. Those of live processes on this machine stay: they may be exports under way.
+    """
+    for entry in os.listdir(parent):
+        match = _TEMPORARY_EXPORT.fullmatch(entry)
+        if match is None:
+            continue
+        same_target = match["name"] == name or (timestamped and match["name"].isdigit())
+        if same_target and not _process_is_alive(int(match["pid"])):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 def export(
     export_module: ExportModule,
     export_dir: str,
@@ -158,7 +192,8 @@ def export(
     """Writes `export_module` as a SavedModel; returns the directory written.
 
     The SavedModel is written to a temporary sibling directory and renamed to its final
-    name only when complete. An existing export is never overwritten.
+    name only when complete. An existing export is never overwritten. Temporary directories
+    that killed exports to the same destination left behind are removed.
 
     Args:
       export_module: The module to export (its model already restored).
@@ -183,6 +218,7 @@ def export(
         )
     parent = os.path.dirname(os.path.abspath(destination))
     tf.io.gfile.makedirs(parent)
+    _remove_stale_temporaries(parent, os.path.basename(destination), timestamped)
     temporary = os.path.join(
         parent, f".{os.path.basename(destination)}.tmp-{os.getpid()}-{time.monotonic_ns()}"
     )
