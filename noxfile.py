@@ -172,3 +172,4 @@ def bench(session: nox.Session) -> None:
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
     session.run("python", str(ROOT / "benchmarks" / "orbit_bench.py"), *session.posargs, env=env)
+    session.run("python", str(ROOT / "benchmarks" / "runtime_bench.py"), env=env)
