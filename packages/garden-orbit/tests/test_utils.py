@@ -162,3 +162,21 @@ def test_progress_reporter_is_silent_off_a_terminal():
     line = reporter.update(10, 100, 5.0, {"loss": 0.25, "nested": {"acc": 0.5}})
     assert stream.getvalue() == ""
     assert line == "step 10/100 | 5 steps/s | ETA 18s | loss 0.25, nested/acc 0.5"
+
+
+def test_summary_manager_batches_scalars_and_obeys_record_if(tmp_path):
+    step = tf.Variable(3, dtype=tf.int64)
+    manager = orbit.utils.SummaryManager(str(tmp_path), orbit.utils.scalar_summary, step)
+    values = {"loss": np.float32(0.5), "rate": 2, "array": np.array(1.5), "flag": True}
+    manager.write_summaries(values)
+    step.assign(4)
+    with tf.summary.record_if(False):
+        manager.write_summaries({**values, "loss": 9.0})
+    step.assign(5)
+    manager.write_summaries({**values, "loss": np.float64(0.25)})
+    manager.flush()
+    records = ot.read_summaries(tmp_path)
+    assert [(s, v) for s, v, _ in records["loss"]] == [(3, 0.5), (5, 0.25)]
+    assert [(s, v) for s, v, _ in records["rate"]] == [(3, 2.0), (5, 2.0)]
+    assert [(s, v) for s, v, _ in records["array"]] == [(3, 1.5), (5, 1.5)]
+    assert [(s, v) for s, v, _ in records["flag"]] == [(3, 1.0), (5, 1.0)]  # Eager path.
