@@ -11,13 +11,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from test_registry import make_distribution
 
 from garden_core import registry
 from garden_core.config import ConfigError, OptimizationConfig, override_config
@@ -348,18 +348,6 @@ print(json.dumps({
 """
 
 
-def _make_distribution(root, name, module, source, entry_points):
-    """Writes a minimal installed distribution `name` (version 1.2.3) with `module`."""
-    dist_info = root / f"{name.replace('-', '_')}-1.2.3.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
-    lines = []
-    for group, items in entry_points.items():
-        lines += [f"[{group}]"] + [f"{key} = {value}" for key, value in items.items()]
-    (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
 def _run(root, *args, **env):
     environment = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
     environment.pop(registry.DISABLE_ENV, None)
@@ -373,7 +361,7 @@ def _run(root, *args, **env):
 def installed(tmp_path):
     root = tmp_path / "site"
     root.mkdir()
-    _make_distribution(
+    make_distribution(
         root,
         "acme-optim",
         "acme_optim",
@@ -383,7 +371,7 @@ def installed(tmp_path):
             "garden.schedules": {"acme_halving": "acme_optim:halving"},
         },
     )
-    _make_distribution(
+    make_distribution(
         root,
         "broken-optim",
         "broken_optim",

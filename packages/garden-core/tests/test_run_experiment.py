@@ -15,6 +15,7 @@ from garden_core import registry, task_factory, train_lib
 from garden_core.base_trainer import LossBlowupError
 from garden_core.config import ConfigError, load_mapping_file, override_config
 from garden_core.experiments.mock_task import MockTask
+from garden_core.train_utils import create_trainer
 
 
 def mock_params(overrides: str | None = None):
@@ -28,6 +29,22 @@ def run(params, model_dir, mode="train_and_eval", task=None):
     return train_lib.run_experiment(
         tf.distribute.get_strategy(), task, mode, params, str(model_dir), show_progress=False
     )
+
+
+def run_with_trainer(params, task, model_dir):
+    """`train_and_eval` with a trainer built here, so the test can look inside it."""
+    with tf.distribute.get_strategy().scope():
+        trainer = create_trainer(params, task, train=True, evaluate=True)
+    model, logs = train_lib.run_experiment(
+        tf.distribute.get_strategy(),
+        task,
+        "train_and_eval",
+        params,
+        str(model_dir),
+        trainer=trainer,
+        show_progress=False,
+    )
+    return trainer, model, logs
 
 
 def summary_tags(directory) -> set[str]:
@@ -125,19 +142,7 @@ def test_ema_weights_are_used_for_evaluation_and_swapped_back(tmp_path):
         "trainer.best_checkpoint_export_subdir=''"
     )
     task = task_factory.get_task(params.task)
-    with tf.distribute.get_strategy().scope():
-        from garden_core.train_utils import create_trainer
-
-        trainer = create_trainer(params, task, train=True, evaluate=True)
-    model, logs = train_lib.run_experiment(
-        tf.distribute.get_strategy(),
-        task,
-        "train_and_eval",
-        params,
-        str(tmp_path),
-        trainer=trainer,
-        show_progress=False,
-    )
+    trainer, model, logs = run_with_trainer(params, task, tmp_path)
     raw = [w.numpy() for w in model.trainable_weights]
     averages = [v.numpy() for v in trainer.ema.averages]
     assert not all(np.allclose(r, a) for r, a in zip(raw, averages, strict=True))
@@ -156,20 +161,8 @@ def test_mixed_precision_trains(tmp_path, dtype, compute):
     params = mock_params(f"runtime.mixed_precision_dtype={dtype},trainer.train_steps=150")
     task = task_factory.get_task(params.task)
     try:
-        with tf.distribute.get_strategy().scope():
-            from garden_core.train_utils import create_trainer
-
-            train_lib.distribute_utils.set_mixed_precision_policy(dtype)
-            trainer = create_trainer(params, task, train=True, evaluate=True)
-        model, logs = train_lib.run_experiment(
-            tf.distribute.get_strategy(),
-            task,
-            "train_and_eval",
-            params,
-            str(tmp_path),
-            trainer=trainer,
-            show_progress=False,
-        )
+        train_lib.distribute_utils.set_mixed_precision_policy(dtype)
+        trainer, model, logs = run_with_trainer(params, task, tmp_path)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.get_layer("hidden_0").compute_dtype == compute
