@@ -248,3 +248,27 @@ def test_init_checkpoint_initializes_a_fresh_run_only(tmp_path):
             np.testing.assert_array_equal(weight.numpy(), value)
     with pytest.raises(FileNotFoundError, match="task.init_checkpoint: no checkpoint at"):
         run(mock_params(f"task.init_checkpoint='{tmp_path / 'nothing'}'"), tmp_path / "x", "train")
+
+
+def test_python_and_while_loops_train_alike(tmp_path):
+    # The default compiled loop (metric reset, steps and logs in one graph call) and the
+    # Python loop around a compiled step must report and learn the same.
+    results = {}
+    for while_loop in ("true", "false"):
+        params = mock_params(f"trainer.train_tf_while_loop={while_loop},runtime.seed=5")
+        keras.utils.set_random_seed(5)
+        model, logs = run(params, tmp_path / while_loop, mode="train_and_eval")
+        records = [
+            json.loads(line)
+            for line in (tmp_path / while_loop / "metrics.jsonl").read_text().splitlines()
+        ]
+        train = [r["metrics"] for r in records if r["mode"] == "train"]
+        results[while_loop] = (model.get_weights(), logs, train)
+    (fused_weights, fused_logs, fused_train), (weights, logs, train) = results.values()
+    for a, b in zip(fused_weights, weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fused_logs["accuracy"] == pytest.approx(logs["accuracy"], abs=1e-6)
+    assert [t["training_loss"] for t in fused_train] == pytest.approx(
+        [t["training_loss"] for t in train], rel=1e-5
+    )
+    assert [t["learning_rate"] for t in fused_train] == [t["learning_rate"] for t in train]

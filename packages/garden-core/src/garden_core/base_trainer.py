@@ -165,6 +165,7 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self._global_step = orbit.utils.create_global_step()
         self._recovery: Recovery | None = None
         self._loop_first_step = 0
+        self._fused_train: tuple[Any, Any] | None = None
         trainer_config = config.trainer
 
         if train:
@@ -288,11 +289,45 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
 
     # Training.
 
+    def train(self, num_steps: tf.Tensor) -> dict[str, Any]:
+        """Runs a loop of `num_steps` training steps and returns the loop's logs.
+
+        With a compiled `tf.while_loop` (the default), resetting the metrics, the steps and
+        reading the logs are one graph call: done eagerly around the loop they cost an op
+        dispatch per metric variable, which is measurable next to a loop of small steps.
+        """
+        options = self._train_options
+        if not options.use_tf_while_loop or options.use_tpu_summary_optimization:
+            return orbit.StandardTrainer.train(self, num_steps)
+        self._loop_first_step = int(self._global_step.numpy())
+        if self._train_loop_fn is None:
+            self._train_loop_fn = self.create_train_loop_fn()
+        if self._fused_train is None or self._fused_train[0] is not self._train_loop_fn:
+            loop_fn = self._train_loop_fn  # A new dataset gets a new loop, and a new fusion.
+
+            @tf.function
+            def fused(iterator, num_steps):
+                self._reset_train_metrics()
+                loop_fn(iterator, num_steps)
+                return self._train_logs()
+
+            self._fused_train = (loop_fn, fused)
+        return self._fused_train[1](self.train_iterator, num_steps)
+
     def train_loop_begin(self) -> None:
+        self._reset_train_metrics()
+        self._loop_first_step = int(self._global_step.numpy())
+
+    def _reset_train_metrics(self) -> None:
         self.train_loss.reset_state()
         for metric in self.train_metrics:
             metric.reset_state()
-        self._loop_first_step = int(self._global_step.numpy())
+
+    def _train_logs(self) -> dict[str, Any]:
+        logs = {metric.name: metric.result() for metric in self.train_metrics}
+        logs[self.train_loss.name] = self.train_loss.result()
+        logs["learning_rate"] = self._current_learning_rate()
+        return logs
 
     def train_step(self, iterator: Any) -> None:
         def step_fn(inputs):
@@ -307,10 +342,7 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self._strategy.run(step_fn, args=(next(iterator),))
 
     def train_loop_end(self) -> dict[str, Any]:
-        logs = {metric.name: metric.result() for metric in self.train_metrics}
-        logs[self.train_loss.name] = self.train_loss.result()
-        logs["learning_rate"] = self._current_learning_rate()
-        return logs
+        return self._train_logs()
 
     def recover_if_blown_up(self, output: dict[str, Any]) -> None:
         """A train action: restores the last checkpoint if the loop's loss blew up.
