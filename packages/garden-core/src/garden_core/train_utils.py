@@ -7,7 +7,6 @@ and renamed into place.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import garden_orbit as orbit
 from garden_core.base_task import Task
 from garden_core.base_trainer import Trainer
 from garden_core.config import ConfigError, ExperimentConfig
@@ -114,9 +114,15 @@ class BestCheckpointExporter:
         self._metric_name = metric_name
         self._global_step = global_step
         self._write = write
-        self._higher_is_better = metric_comp == "higher"
         self._info_path = os.path.join(export_dir, BEST_CHECKPOINT_INFO)
-        self._previous_best = self._read_best_value(self._info_path)
+        # garden-orbit's condition compares (NaN is never a best); the record lives in
+        # info.json, Model Garden's layout, so the condition starts from its best value.
+        self._new_best = orbit.actions.NewBestMetric(
+            metric_name, higher_is_better=metric_comp == "higher"
+        )
+        previous = self._read_best_value(self._info_path)
+        if previous is not None:
+            self._new_best.commit({metric_name: previous})
         self._manager = tf.train.CheckpointManager(checkpoint, export_dir, max_to_keep=1)
 
     @staticmethod
@@ -140,7 +146,7 @@ class BestCheckpointExporter:
 
     @property
     def best_value(self) -> float | None:
-        return self._previous_best
+        return self._new_best.best_value
 
     @property
     def export_dir(self) -> str:
@@ -149,10 +155,7 @@ class BestCheckpointExporter:
     def __call__(self, logs: dict[str, Any]) -> bool:
         """Saves the checkpoint if `logs` holds a new best value; returns whether it did."""
         value = self._read_metric(logs)
-        if math.isnan(value):
-            return False
-        best = self._previous_best
-        if best is not None and not (value > best if self._higher_is_better else value < best):
+        if not self._new_best.test({self._metric_name: value}):
             return False
         step = int(self._global_step.numpy())
         path = self._manager.save(checkpoint_number=step)
@@ -166,7 +169,7 @@ class BestCheckpointExporter:
             }
             write_file_atomically(self._info_path, json.dumps(record, indent=2))
         logging.info("New best %s = %s at step %d: %s", self._metric_name, value, step, path)
-        self._previous_best = value
+        self._new_best.commit({self._metric_name: value})
         return True
 
 
