@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -101,6 +102,52 @@ def test_transform_and_batch_fn_replaces_batching_and_gets_the_context(record_fi
     sizes = [len(b["x"]) for b in reader.read(context)]
     assert seen == [context]
     assert sizes == [7, 7, 6]
+
+
+@pytest.mark.parametrize(
+    ("cycle_length", "block_length", "expected"),
+    [
+        # Two files at a time, one record from each in turn.
+        (2, 1, [0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 10, 15, 11, 16, 12, 17, 13, 18, 14, 19]),
+        # Two files at a time, two records from each in turn.
+        (2, 2, [0, 1, 5, 6, 2, 3, 7, 8, 4, 9, 10, 11, 15, 16, 12, 13, 17, 18, 14, 19]),
+        # One file at a time: the files in order.
+        (1, 3, ALL_VALUES),
+    ],
+)
+def test_files_are_interleaved_by_cycle_and_block_length(
+    record_files, cycle_length, block_length, expected
+):
+    config = _config(
+        record_files,
+        cycle_length=cycle_length,
+        block_length=block_length,
+        deterministic=True,
+        global_batch_size=20,
+    )
+    assert _values(InputReader(config, decoder_fn=_decode).read()) == expected
+
+
+def test_autotune_options_reach_the_dataset(record_files):
+    config = _config(record_files, ram_budget=2, autotune_algorithm="GRADIENT_DESCENT")
+    options = InputReader(config, decoder_fn=_decode).read().options()
+    assert options.autotune.ram_budget == 2 * 1024**3
+    assert (
+        options.autotune.autotune_algorithm
+        == tf.data.experimental.AutotuneAlgorithm.GRADIENT_DESCENT
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ram_budget": 0}, "`DataConfig.ram_budget` is 0"),
+        ({"autotune_algorithm": "FASTEST"}, "expected one of DEFAULT, HILL_CLIMB"),
+    ],
+)
+def test_bad_autotune_options_are_named(record_files, overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        InputReader(_config(record_files, **overrides), decoder_fn=_decode)
 
 
 def test_read_uses_a_given_dataset_instead_of_files(record_files):

@@ -118,6 +118,27 @@ def test_adamw_decay_follows_include_and_exclude_patterns():
     assert decayed == {"kernel": True, "bias": False, "layer_norm": False, "keep_norm": True}
 
 
+def test_adamw_takes_model_garden_single_regex_with_tf_keras_names():
+    # Model Garden's ViT recipes give one regex written for tf.keras names (`...:0`).
+    config = _config(
+        optimizer={
+            "type": "adamw",
+            "adamw": {
+                "weight_decay_rate": 0.5,
+                "include_in_weight_decay": r".*(kernel|weight):0$",
+                "exclude_from_weight_decay": r".*",
+                "gradient_clip_norm": 0.0,
+            },
+        }
+    )
+    optimizer = build_optimizer(config)
+    names = ["kernel", "bias"]
+    variables = [keras.Variable(np.ones(2, "float32"), name=n) for n in names]
+    optimizer.apply_gradients([(keras.ops.zeros(2), v) for v in variables])
+    decayed = {n: bool(v.numpy()[0] < 1.0) for n, v in zip(names, variables, strict=True)}
+    assert decayed == {"kernel": True, "bias": False}
+
+
 def test_adamw_gradient_clip_norm_becomes_global_clipnorm():
     optimizer = build_optimizer(_config(optimizer={"type": "adamw"}))
     assert optimizer.global_clipnorm == 1.0

@@ -161,7 +161,11 @@ def _build_parser() -> _Parser:
         "--input_type",
         default=None,
         metavar="TYPE",
-        help="the serving input type (default: the task's first, e.g. tensor or image_tensor)",
+        help=(
+            "the serving input type, or a comma list of them: the first is served as "
+            "serving_default, the others under their own names (default: the task's first, "
+            "e.g. tensor or image_tensor)"
+        ),
     )
     return parser
 
@@ -279,12 +283,15 @@ def _run_export(args: argparse.Namespace) -> int:
     read = export_base.restore_for_export(model, args.checkpoint_path, ema=ema)
     module = task.build_export_module(model, config)
     offered = getattr(module, "INPUT_TYPES", None)
-    if args.input_type and offered is not None and args.input_type not in offered:
-        raise ConfigError(
-            f"--input_type {args.input_type}: the {args.experiment} task serves "
-            + ", ".join(offered)
-        )
-    keys = {args.input_type: "serving_default"} if args.input_type else None
+    input_types = [t.strip() for t in (args.input_type or "").split(",") if t.strip()]
+    for input_type in input_types:
+        if offered is not None and input_type not in offered:
+            raise ConfigError(
+                f"--input_type {input_type}: the {args.experiment} task serves "
+                + ", ".join(offered)
+            )
+    # The first input type serves as `serving_default`; the others under their own names.
+    keys = {t: "serving_default" if i == 0 else t for i, t in enumerate(input_types)} or None
     written = export_base.export(module, args.export_dir, function_keys=keys)
     print(f"exported {read} to {written}")
     return 0

@@ -41,6 +41,10 @@ class DataConfig(Config):
     tfds_skip_decoding_feature: str = ""
     seed: int | None = None
     prefetch_buffer_size: int | None = None
+    # tf.data autotuning: the RAM it may use, in GiB, and its algorithm (a name of
+    # `tf.data.experimental.AutotuneAlgorithm`, e.g. `GRADIENT_DESCENT`); None for defaults.
+    ram_budget: int | None = None
+    autotune_algorithm: str | None = None
 
     unsupported_fields = {
         "enable_tf_data_service": (False, _DATA_SERVICE),
@@ -82,6 +86,7 @@ class RuntimeConfig(Config):
         "tpu_enable_xla_dynamic_padder": (None, "TPU XLA padder tuning is not exposed"),
         "num_cores_per_replica": (1, "model parallelism across TPU cores is not implemented"),
         "default_shard_dim": (-1, "model parallelism across TPU cores is not implemented"),
+        "use_tpu_mp_strategy": (False, "model parallelism across TPU cores is not implemented"),
     }
 
 

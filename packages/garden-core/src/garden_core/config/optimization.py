@@ -77,7 +77,8 @@ class AdamConfig(BaseOptimizerConfig):
 
 @dataclasses.dataclass
 class AdamWeightDecayConfig(BaseOptimizerConfig):
-    """Adam with decoupled weight decay; include/exclude lists are variable-name regexes."""
+    """Adam with decoupled weight decay; include/exclude are variable-name regexes (one
+    regex or a list; names are matched as `path` and as tf.keras's `path:0`)."""
 
     name: str = "AdamWeightDecay"
     beta_1: float = 0.9
@@ -85,8 +86,8 @@ class AdamWeightDecayConfig(BaseOptimizerConfig):
     epsilon: float = 1e-07
     amsgrad: bool = False
     weight_decay_rate: float = 0.0
-    include_in_weight_decay: list[str] | None = None
-    exclude_from_weight_decay: list[str] | None = None
+    include_in_weight_decay: str | list[str] | None = None
+    exclude_from_weight_decay: str | list[str] | None = None
     gradient_clip_norm: float = 1.0
 
 

@@ -143,6 +143,17 @@ class InputReader:
             raise ValueError(
                 f"`DataConfig.tfds_name` is {params.tfds_name!r} but `tfds_split` is not set"
             )
+        if params.ram_budget is not None and params.ram_budget <= 0:
+            raise ValueError(
+                f"`DataConfig.ram_budget` is {params.ram_budget}; give a positive number of "
+                "GiB, or null for tf.data's default"
+            )
+        algorithms = [a.name for a in tf.data.experimental.AutotuneAlgorithm]
+        if params.autotune_algorithm is not None and params.autotune_algorithm not in algorithms:
+            raise ValueError(
+                f"`DataConfig.autotune_algorithm` is {params.autotune_algorithm!r}; expected one "
+                f"of {', '.join(algorithms)}, or null"
+            )
         if transform_and_batch_fn is None and params.global_batch_size <= 0:
             raise ValueError(
                 f"`DataConfig.global_batch_size` is {params.global_batch_size}; set it to a "
@@ -251,11 +262,30 @@ class InputReader:
                 self.per_replica_batch_size(input_context), drop_remainder=params.drop_remainder
             )
         dataset = _maybe_map(dataset, self._postprocess_fn)
-        if params.deterministic is not None:
-            options = tf.data.Options()
-            options.deterministic = params.deterministic
+        options = self._options()
+        if options is not None:
             dataset = dataset.with_options(options)
         return dataset.prefetch(params.prefetch_buffer_size or tf.data.AUTOTUNE)
+
+    def _options(self) -> tf.data.Options | None:
+        """The dataset options the config sets (`deterministic`, autotuning), or None."""
+        params = self._params
+        if (
+            params.deterministic is None
+            and params.ram_budget is None
+            and params.autotune_algorithm is None
+        ):
+            return None
+        options = tf.data.Options()
+        if params.deterministic is not None:
+            options.deterministic = params.deterministic
+        if params.ram_budget is not None:
+            options.autotune.ram_budget = params.ram_budget * 1024**3
+        if params.autotune_algorithm is not None:
+            options.autotune.autotune_algorithm = getattr(
+                tf.data.experimental.AutotuneAlgorithm, params.autotune_algorithm
+            )
+        return options
 
     def explain_data_error(self, error: tf.errors.DataLossError) -> CorruptRecordError:
         """Returns a `CorruptRecordError` naming the files behind `error`.

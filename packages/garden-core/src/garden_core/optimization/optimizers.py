@@ -23,10 +23,19 @@ from keras import ops
 _register = keras.saving.register_keras_serializable(package="garden")
 
 
+def _patterns(patterns: str | Sequence[str] | None) -> list[str]:
+    """One regex or a list of them, as a list (Model Garden configs use either)."""
+    if not patterns:
+        return []
+    return [patterns] if isinstance(patterns, str) else list(patterns)
+
+
 def _matches(variable, patterns: Sequence[str] | None) -> bool:
     if not patterns:
         return False
-    names = {str(getattr(variable, "path", "")), str(getattr(variable, "name", ""))}
+    path = str(getattr(variable, "path", ""))
+    # Model Garden's patterns were written for tf.keras names such as `dense/kernel:0`.
+    names = {path, f"{path}:0", str(getattr(variable, "name", ""))}
     return any(re.search(pattern, name) for pattern in patterns for name in names)
 
 
@@ -50,10 +59,10 @@ class _LayerAdaptiveOptimizer(keras.optimizers.Optimizer):
     ):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.weight_decay_rate = weight_decay_rate
-        self.exclude_from_weight_decay = list(exclude_from_weight_decay or [])
+        self.exclude_from_weight_decay = _patterns(exclude_from_weight_decay)
         if exclude_from_layer_adaptation is None:  # Model Garden: same as the decay list.
             exclude_from_layer_adaptation = self.exclude_from_weight_decay
-        self.exclude_from_layer_adaptation = list(exclude_from_layer_adaptation)
+        self.exclude_from_layer_adaptation = _patterns(exclude_from_layer_adaptation)
 
     def _decays(self, variable) -> bool:
         return bool(self.weight_decay_rate) and not _matches(
@@ -233,8 +242,8 @@ class AdamWeightDecay(keras.optimizers.AdamW):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.include_in_weight_decay = list(include_in_weight_decay or [])
-        self.exclude_from_weight_decay_patterns = list(exclude_from_weight_decay or [])
+        self.include_in_weight_decay = _patterns(include_in_weight_decay)
+        self.exclude_from_weight_decay_patterns = _patterns(exclude_from_weight_decay)
 
     def _use_weight_decay(self, variable):
         if _matches(variable, self.include_in_weight_decay):
