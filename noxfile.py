@@ -36,6 +36,8 @@ ACCELERATORS = ["cpu", "gpu", "tpu"]
 # ruff changes its rules and formatting between minor versions: lint with a known one.
 RUFF = "ruff>=0.17,<0.18"
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6.100"]
+# The Model Garden release that benchmarks compare against.
+TF_MODELS_OFFICIAL = "tf-models-official==2.20.0"
 # How TensorFlow is installed for each accelerator.
 TENSORFLOW = {
     "cpu": "tensorflow>=2.21",
@@ -173,3 +175,23 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
     session.run("python", str(ROOT / "benchmarks" / "orbit_bench.py"), *session.posargs, env=env)
     session.run("python", str(ROOT / "benchmarks" / "runtime_bench.py"), env=env)
+    # garden-vision side by side with tf-models-official, installed in a venv of its own
+    # (it pins its own TensorFlow) and run alternately with this session's.
+    tfm = Path(session.create_tmp()).resolve() / "tf-models-official"
+    if not (tfm / "bin" / "python").exists():
+        if shutil.which("uv"):
+            session.run("uv", "venv", "--quiet", str(tfm), external=True)
+            install = ["uv", "pip", "install", "--quiet", "--python", str(tfm / "bin" / "python")]
+        else:
+            session.run("python", "-m", "venv", str(tfm))
+            install = [str(tfm / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        session.run(*install, TF_MODELS_OFFICIAL, external=True)
+    session.run(
+        "python",
+        str(ROOT / "benchmarks" / "vision_compare.py"),
+        "--garden_python",
+        "python",
+        "--tfm_python",
+        str(tfm / "bin" / "python"),
+        env=env,
+    )

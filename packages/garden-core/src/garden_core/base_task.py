@@ -36,9 +36,15 @@ class Task(tf.Module, metaclass=abc.ABCMeta):
 
     Attributes:
       loss: The key of the total loss in step logs.
+      checkpoint_iterator: Whether checkpoints hold the training-data position (None: the
+        trainer decides; see `Trainer`).
     """
 
     loss = "loss"
+    # Whether the trainer saves the training-data position in checkpoints (None: whenever
+    # TensorFlow can). A task whose pipeline holds large shuffle buffers (images) or random
+    # augmentation ops, which tf.data cannot serialize, sets it to False.
+    checkpoint_iterator: bool | None = None
 
     def __init__(self, params: TaskConfig, logging_dir: str | None = None, name: str | None = None):
         """Initializes the task.

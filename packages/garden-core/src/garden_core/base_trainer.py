@@ -155,7 +155,8 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             run continues mid-epoch exactly. None: yes when TensorFlow can save the
             iterator, that is for a plain `tf.data` iterator (the default strategy); the
             iterators of distributed datasets (`mirrored`, `one_device`,
-            `multi_worker_mirrored`, `tpu`) are not trackable.
+            `multi_worker_mirrored`, `tpu`) are not trackable. A task can decide for
+            itself with its `checkpoint_iterator` attribute.
         """
         self._config = config
         self._task = task
@@ -197,6 +198,8 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
                     use_tpu_summary_optimization=trainer_config.allow_tpu_summary,
                 ),
             )
+            if checkpoint_iterator is None:
+                checkpoint_iterator = task.checkpoint_iterator
             if checkpoint_iterator is None:
                 # Only iterators of plain `tf.data` datasets are trackable:
                 # `tf.train.Checkpoint` rejects the `DistributedIterator` of every real

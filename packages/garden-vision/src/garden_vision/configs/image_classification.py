@@ -566,7 +566,7 @@ def vit_imagenet_finetune() -> ExperimentConfig:
 
 
 SHAPES_TRAIN_EXAMPLES = 5000
-SHAPES_NUM_CLASSES = 10
+SHAPES_NUM_CLASSES = 9
 
 
 def shapes_classification() -> ExperimentConfig:

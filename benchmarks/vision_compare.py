@@ -1,0 +1,71 @@
+"""Runs `vision_bench.py` for garden-vision and tf-models-official alternately; prints ratios.
+
+    python benchmarks/vision_compare.py --garden_python PY --tfm_python PY [--repeats 2]
+
+Each measurement runs in a fresh process of the side's own interpreter, alternating sides
+so both see the same machine load; the table reports medians and Garden / Model Garden.
+`nox -s bench` calls it with tf-models-official installed in a venv of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vision_bench.py")
+
+
+def _run(python: str, *args: str) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [python, BENCH, *args], check=True, capture_output=True, text=True, env=env
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--garden_python", required=True)
+    parser.add_argument("--tfm_python", required=True)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=16)
+    args = parser.parse_args()
+    sides = {"garden": args.garden_python, "tfm": args.tfm_python}
+
+    results: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as data:
+        _run(args.garden_python, "make-data", data)
+        for _ in range(args.repeats):
+            for library, python in sides.items():
+                record = _run(
+                    python, "train", "--library", library, "--batch_size", str(args.batch_size)
+                )
+                results.setdefault(("train", library), []).append(record["images_per_second"])
+                record = _run(python, "input", "--library", library, "--data", data)
+                results.setdefault(("input", library), []).append(record["images_per_second"])
+    for library, python in sides.items():
+        results[("import", library)] = [_run(python, "import", "--library", library)["seconds"]]
+        results[("size", library)] = [_run(python, "size")["bytes"] / 1e6]
+
+    rows = [
+        ("train", f"ResNet-50 training, images/s (batch {args.batch_size}, 224x224)", True),
+        ("input", "ImageNet input pipeline, images/s (decode, crop, flip, normalize)", True),
+        ("import", "import time, s (`import garden_vision` / `import official.vision`)", False),
+        ("size", "installed size beyond TensorFlow, MB", False),
+    ]
+    print("| measurement | garden-vision | tf-models-official 2.20 | Garden / Model Garden |")
+    print("|---|---|---|---|")
+    for key, label, higher_is_better in rows:
+        garden = statistics.median(results[(key, "garden")])
+        tfm = statistics.median(results[(key, "tfm")])
+        ratio = garden / tfm if higher_is_better else tfm / garden
+        note = "" if higher_is_better else " (smaller is better; ratio is MG / Garden)"
+        print(f"| {label}{note} | {garden:.1f} | {tfm:.1f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Small layers and helpers that several backbones share.
+
+- `get_activation(name)`: Model Garden's activation names as Keras layers.
+- `batch_norm(...)`: a BatchNormalization layer from `NormActivation` settings.
+- `make_divisible(value, divisor)`: the channel rounding of MobileNet and EfficientNet.
+- `StochasticDepth`: drops a residual branch per example while training.
+- `SqueezeExcitation`: channel attention (Hu et al., 2018).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+# Model Garden's activation names mapped to Keras ones.
+_ACTIVATIONS = {
+    "relu": "relu",
+    "relu6": "relu6",
+    "swish": "silu",
+    "silu": "silu",
+    "hard_swish": "hard_silu",
+    "hard_silu": "hard_silu",
+    "hard_sigmoid": "hard_sigmoid",
+    "sigmoid": "sigmoid",
+    "gelu": "gelu",
+    "tanh": "tanh",
+    "elu": "elu",
+    "leaky_relu": "leaky_relu",
+    "mish": "mish",
+    "identity": "linear",
+    "linear": "linear",
+}
+
+
+def get_activation(identifier: str, **kwargs: Any) -> keras.layers.Layer:
+    """Returns an activation layer for a Model Garden activation name.
+
+    Args:
+      identifier: `relu`, `relu6`, `swish`, `hard_swish`, `hard_sigmoid`, `sigmoid`, `gelu`,
+        `tanh`, `elu`, `leaky_relu`, `mish` or `identity`.
+      **kwargs: Passed to the layer (e.g. `name`).
+
+    Raises:
+      ValueError: For an unknown name, listing the known ones.
+    """
+    key = identifier.lower()
+    if key not in _ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {identifier!r}; expected one of {', '.join(sorted(_ACTIVATIONS))}"
+        )
+    return keras.layers.Activation(_ACTIVATIONS[key], **kwargs)
+
+
+def activation_fn(identifier: str):
+    """Returns the activation function (not a layer) for a Model Garden activation name."""
+    get_activation(identifier)  # Validates the name.
+    return keras.activations.get(_ACTIVATIONS[identifier.lower()])
+
+
+def batch_norm(
+    momentum: float = 0.99,
+    epsilon: float = 1e-3,
+    synchronized: bool = False,
+    trainable: bool = True,
+    **kwargs: Any,
+) -> keras.layers.BatchNormalization:
+    """Returns a channels-last BatchNormalization layer.
+
+    Args:
+      momentum: Momentum of the moving statistics (`NormActivation.norm_momentum`).
+      epsilon: Variance epsilon (`NormActivation.norm_epsilon`).
+      synchronized: Synchronize statistics across replicas (`NormActivation.use_sync_bn`).
+      trainable: Whether the layer trains (ResNet's `bn_trainable`).
+      **kwargs: Passed to the layer (e.g. `name`, `gamma_initializer`).
+    """
+    return keras.layers.BatchNormalization(
+        axis=-1,
+        momentum=momentum,
+        epsilon=epsilon,
+        synchronized=synchronized,
+        trainable=trainable,
+        **kwargs,
+    )
+
+
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_down_protect: bool = True
+) -> int:
+    """Rounds a channel count to a multiple of `divisor` (MobileNet's rule).
+
+    The result is at least `min_value` (default `divisor`) and, with `round_down_protect`,
+    never more than 10 % below `value`.
+    """
+    min_value = divisor if min_value is None else min_value
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if round_down_protect and new_value < 0.9 * value:
+        new_value += divisor
+    return int(new_value)
+
+
+@keras.saving.register_keras_serializable(package="garden_vision")
+class StochasticDepth(keras.layers.Layer):
+    """Stochastic depth (Huang et al., 2016): drops the residual branch of whole examples.
+
+    While training, each example's input is zeroed with probability `drop_rate` and
+    otherwise scaled by `1 / (1 - drop_rate)`; at inference it passes unchanged. Apply it to
+    the residual branch before adding the shortcut.
+
+    Args:
+      drop_rate: The probability of dropping the branch, in [0, 1).
+      seed: Seed of the random generator, or None.
+    """
+
+    def __init__(self, drop_rate: float, seed: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f"StochasticDepth drop_rate must be in [0, 1), got {drop_rate}")
+        self.drop_rate = float(drop_rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.drop_rate == 0.0:
+            return inputs
+        keep = 1.0 - self.drop_rate
+        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        mask = ops.floor(
+            keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
+        )
+        return inputs / ops.cast(keep, inputs.dtype) * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "drop_rate": self.drop_rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="garden_vision")
+class SqueezeExcitation(keras.layers.Layer):
+    """Squeeze-and-excitation (Hu et al., 2018) on channels-last feature maps.
+
+    Global average pooling, a 1x1 reduction to `max(1, in_filters * se_ratio)` channels
+    (rounded with `make_divisible(divisor)` when `divisible_by` > 1), `activation`, a 1x1
+    expansion to `out_filters` and `gating_activation`, which then scales the input.
+
+    Args:
+      in_filters: Channels the reduction is computed from.
+      out_filters: Channels of the input (and of the gate).
+      se_ratio: Reduction ratio, in (0, 1].
+      divisible_by: Rounds the reduced width to a multiple of this (1: plain rounding).
+      activation: Activation of the reduction (a Model Garden name).
+      gating_activation: Activation of the gate (`sigmoid`, or `hard_sigmoid` in MobileNetV3).
+      kernel_initializer: Initializer of both 1x1 kernels.
+      kernel_regularizer: Regularizer of both kernels.
+      bias_regularizer: Regularizer of both biases.
+    """
+
+    def __init__(
+        self,
+        in_filters: int,
+        out_filters: int,
+        se_ratio: float,
+        divisible_by: int = 1,
+        activation: str = "relu",
+        gating_activation: str = "sigmoid",
+        kernel_initializer: str | Any = "variance_scaling",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.in_filters = in_filters
+        self.out_filters = out_filters
+        self.se_ratio = se_ratio
+        self.divisible_by = divisible_by
+        self.activation = activation
+        self.gating_activation = gating_activation
+        self.kernel_initializer = kernel_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+        if divisible_by > 1:
+            reduced = make_divisible(in_filters * se_ratio, divisible_by)
+        else:
+            reduced = max(1, int(in_filters * se_ratio))
+        common = {
+            "kernel_size": 1,
+            "use_bias": True,
+            "kernel_initializer": kernel_initializer,
+            "kernel_regularizer": kernel_regularizer,
+            "bias_regularizer": bias_regularizer,
+            "dtype": self.dtype_policy,
+        }
+        self.reduce = keras.layers.Conv2D(reduced, name="reduce", **common)
+        self.expand = keras.layers.Conv2D(out_filters, name="expand", **common)
+        self.reduce_activation = get_activation(activation, dtype=self.dtype_policy)
+        self.gate = get_activation(gating_activation, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        pooled = (input_shape[0], 1, 1, input_shape[-1])
+        self.reduce.build(pooled)
+        self.expand.build(self.reduce.compute_output_shape(pooled))
+
+    def call(self, inputs):
+        x = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        x = self.reduce_activation(self.reduce(x))
+        return inputs * self.gate(self.expand(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "in_filters": self.in_filters,
+            "out_filters": self.out_filters,
+            "se_ratio": self.se_ratio,
+            "divisible_by": self.divisible_by,
+            "activation": self.activation,
+            "gating_activation": self.gating_activation,
+            "kernel_initializer": keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)
+            ),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
+            if self.kernel_regularizer is not None
+            else None,
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer)
+            if self.bias_regularizer is not None
+            else None,
+        }

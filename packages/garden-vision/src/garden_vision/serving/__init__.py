@@ -1,0 +1,1 @@
+"""Export modules: serving signatures for garden-vision's tasks."""

@@ -1,0 +1,461 @@
+"""Writes a folder of labelled images into sharded TFRecords of classification tf.Examples.
+
+The input folder holds one sub-folder per class (searched recursively for `.jpg`, `.jpeg`,
+`.png`, `.bmp` and `.gif` files; other files and hidden entries are skipped). Classes sorted
+by name get the ids 0..n-1. Images are shuffled with a fixed seed and dealt round-robin into
+`--num_shards` files named `PREFIX-00000-of-0000N.tfrecord`, and the class names are written
+one per line, in id order, to a label file (by default `labels.txt` beside the shards), which
+`LabelMapExampleDecoder` reads.
+
+Each record is a tf.Example in Model Garden's classification layout:
+
+* `image/encoded`: the image bytes (bytes), `image/format`: `jpeg` or `png` (bytes),
+* `image/class/label`: the class id (int64), `image/class/text`: the class name (bytes),
+* `image/height`, `image/width`: the image size in pixels (int64),
+* `image/source_id`: the image's path relative to the input folder (bytes), and
+  `image/key/sha256`: the hex SHA-256 of `image/encoded` (bytes).
+
+JPEG and PNG files are stored as they are unless `--image_format` asks for one format;
+BMP and GIF files (first frame) are re-encoded as PNG. Every image is decoded once to check
+it and to read its size. Model Garden's classification parser decodes JPEG only by default
+(`decode_jpeg_only: true`): for PNG records set it to false, or pass `--image_format jpeg`.
+
+Shards are written under hidden temporary names and renamed into place only after every
+shard is complete, so an error or a crash never leaves a partial shard (or a partial set of
+new shards) under the names a later run reads; on an error the temporary files are removed.
+Bad input ends with a one-line error naming what is wrong and where, and exit status 1.
+
+Usage:
+
+    python -m garden_vision.tools.images_to_tfrecords --image_dir DIR \\
+        --output_prefix OUT/train --num_shards 4 [--label_file OUT/labels.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import posixpath
+import random
+import sys
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+"""File-name endings (matched case-insensitively) that are read as images."""
+
+IMAGE_FORMATS: tuple[str, ...] = ("keep", "jpeg", "png")
+"""Values of `--image_format`."""
+
+_PROG = "images_to_tfrecords"
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+)
+_JPEG_QUALITY = 95
+
+
+class ImagesToTfrecordsError(Exception):
+    """Bad input or output for `images_to_tfrecords`; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFile:
+    """One input image.
+
+    Args:
+        path: The file's full path.
+        source_id: The path relative to the input folder, with `/` separators.
+        label: The class id.
+        text: The class name.
+    """
+
+    path: str
+    source_id: str
+    label: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteSummary:
+    """What `write_tfrecords` wrote.
+
+    Args:
+        shards: The shard paths, in shard order.
+        label_file: The path of the class-name file.
+        class_names: The class names, in id order.
+        num_images: The number of images written.
+        num_skipped: The number of files skipped because they are not images by name.
+    """
+
+    shards: list[str]
+    label_file: str
+    class_names: list[str]
+    num_images: int
+    num_skipped: int
+
+
+def _one_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _join(directory: str, name: str) -> str:
+    return name if not directory else directory.rstrip("/") + "/" + name
+
+
+def _visible(name: str) -> bool:
+    return not name.rstrip("/").startswith(".")
+
+
+def find_images(image_dir: str) -> tuple[list[str], list[ImageFile], int]:
+    """Lists the classes and images of `image_dir`, sorted by class and path.
+
+    Args:
+        image_dir: A folder with one sub-folder of images per class.
+
+    Returns:
+        The class names sorted (position = id), the images, and the number of files that
+        were skipped because their names do not end in an image extension.
+
+    Raises:
+        ImagesToTfrecordsError: If the folder is missing, is not a folder, has no class
+            sub-folders, or a class sub-folder holds no images.
+    """
+    if not tf.io.gfile.exists(image_dir):
+        raise ImagesToTfrecordsError(f"--image_dir {image_dir!r} does not exist")
+    if not tf.io.gfile.isdir(image_dir):
+        raise ImagesToTfrecordsError(f"--image_dir {image_dir!r} is not a directory")
+    entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(image_dir) if _visible(e))
+    class_names = [e for e in entries if tf.io.gfile.isdir(_join(image_dir, e))]
+    if not class_names:
+        loose = len(entries)
+        raise ImagesToTfrecordsError(
+            f"--image_dir {image_dir!r} has no class sub-folders ({loose} other entries); "
+            "put each class's images in a sub-folder named after the class"
+        )
+    images: list[ImageFile] = []
+    skipped = 0
+    for label, name in enumerate(class_names):
+        class_dir = _join(image_dir, name)
+        found: list[ImageFile] = []
+        for directory, subdirs, files in tf.io.gfile.walk(class_dir):
+            subdirs[:] = sorted(d for d in subdirs if _visible(d))
+            relative_dir = posixpath.relpath(directory.replace("\\", "/"), image_dir)
+            for file_name in sorted(f for f in files if _visible(f)):
+                if not file_name.lower().endswith(IMAGE_EXTENSIONS):
+                    skipped += 1
+                    continue
+                found.append(
+                    ImageFile(
+                        path=_join(directory, file_name),
+                        source_id=posixpath.join(relative_dir, file_name),
+                        label=label,
+                        text=name,
+                    )
+                )
+        if not found:
+            raise ImagesToTfrecordsError(
+                f"class folder {class_dir!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+            )
+        images.extend(sorted(found, key=lambda image: image.source_id))
+    return class_names, images, skipped
+
+
+def _sniff_format(contents: bytes) -> str | None:
+    for signature, image_format in _SIGNATURES:
+        if contents.startswith(signature):
+            return image_format
+    return None
+
+
+def encode_image(image: ImageFile, image_format: str = "keep") -> tuple[bytes, str, int, int]:
+    """Reads, checks and (if needed) re-encodes one image.
+
+    Args:
+        image: The image file.
+        image_format: `keep` stores JPEG and PNG files as they are (and BMP and GIF files as
+            PNG); `jpeg` or `png` stores every image in that format.
+
+    Returns:
+        The bytes to store, their format (`jpeg` or `png`), and the height and width.
+
+    Raises:
+        ImagesToTfrecordsError: If the file cannot be read or decoded, naming the file.
+    """
+    try:
+        with tf.io.gfile.GFile(image.path, "rb") as f:
+            contents = f.read()
+    except (tf.errors.OpError, OSError) as error:
+        raise ImagesToTfrecordsError(
+            f"cannot read image file {image.path!r}: {_one_line(error)}"
+        ) from None
+    found = _sniff_format(contents)
+    if found is None:
+        raise ImagesToTfrecordsError(
+            f"cannot decode image file {image.path!r}: not a JPEG, PNG, GIF or BMP image"
+        )
+    try:
+        pixels = tf.io.decode_image(contents, channels=0, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as error:
+        raise ImagesToTfrecordsError(
+            f"cannot decode image file {image.path!r}: {_one_line(error)}"
+        ) from None
+    height, width = int(pixels.shape[0]), int(pixels.shape[1])
+    target = image_format
+    if target == "keep":
+        target = found if found in ("jpeg", "png") else "png"
+    if target == found:
+        return contents, found, height, width
+    if target == "jpeg":
+        if pixels.shape[-1] in (2, 4):  # JPEG has no alpha: drop it.
+            pixels = pixels[..., : pixels.shape[-1] - 1]
+        encoded = tf.io.encode_jpeg(pixels, quality=_JPEG_QUALITY).numpy()
+    else:
+        encoded = tf.io.encode_png(pixels).numpy()
+    return encoded, target, height, width
+
+
+def make_example(
+    image: ImageFile, encoded: bytes, image_format: str, height: int, width: int
+) -> tf.train.Example:
+    """Builds the classification tf.Example of one image (keys in the module docstring)."""
+
+    def _bytes(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def _int(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    features = {
+        "image/encoded": _bytes(encoded),
+        "image/format": _bytes(image_format.encode("utf-8")),
+        "image/class/label": _int(image.label),
+        "image/class/text": _bytes(image.text.encode("utf-8")),
+        "image/height": _int(height),
+        "image/width": _int(width),
+        "image/source_id": _bytes(image.source_id.encode("utf-8")),
+        "image/key/sha256": _bytes(hashlib.sha256(encoded).hexdigest().encode("utf-8")),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def shard_path(output_prefix: str, index: int, num_shards: int) -> str:
+    """The path of shard `index` of `num_shards`: `PREFIX-00000-of-00004.tfrecord`."""
+    return f"{output_prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def _temporary_path(path: str) -> str:
+    directory, name = posixpath.split(path)
+    return _join(directory, f".{name}.tmp")
+
+
+def _remove_quietly(paths: Sequence[str]) -> None:
+    for path in paths:
+        try:
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+        except (tf.errors.OpError, OSError):
+            pass
+
+
+def _check_output_prefix(output_prefix: str) -> str:
+    if not output_prefix or output_prefix.endswith(("/", "\\")):
+        raise ImagesToTfrecordsError(
+            f"--output_prefix {output_prefix!r} must end in a file-name prefix, e.g. OUT/train"
+        )
+    directory = posixpath.dirname(output_prefix)
+    if directory:
+        if tf.io.gfile.exists(directory) and not tf.io.gfile.isdir(directory):
+            raise ImagesToTfrecordsError(
+                f"--output_prefix {output_prefix!r}: {directory!r} is a file, not a directory"
+            )
+        try:
+            tf.io.gfile.makedirs(directory)
+        except (tf.errors.OpError, OSError) as error:
+            raise ImagesToTfrecordsError(
+                f"--output_prefix {output_prefix!r}: cannot create {directory!r}: "
+                f"{_one_line(error)}"
+            ) from None
+    return directory
+
+
+def write_tfrecords(
+    image_dir: str,
+    output_prefix: str,
+    num_shards: int = 1,
+    label_file: str | None = None,
+    seed: int = 0,
+    image_format: str = "keep",
+) -> WriteSummary:
+    """Writes the images of `image_dir` into sharded TFRecords and their class names to a file.
+
+    Args:
+        image_dir: A folder with one sub-folder of images per class.
+        output_prefix: The shards' path prefix (`OUT/train` writes
+            `OUT/train-00000-of-0000N.tfrecord`); its folder is created if missing.
+        num_shards: The number of shards, from 1 to the number of images.
+        label_file: Where to write the class names, one per line in id order; None writes
+            `labels.txt` in the folder of `output_prefix`.
+        seed: The seed of the shuffle that spreads images over shards.
+        image_format: `keep`, `jpeg` or `png`; see `encode_image`.
+
+    Returns:
+        What was written.
+
+    Raises:
+        ImagesToTfrecordsError: On bad input or output (the message is one line). Nothing
+            is left under the shard or label-file names then, beyond what was there before.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise ImagesToTfrecordsError(
+            f"--image_format {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}"
+        )
+    if num_shards < 1:
+        raise ImagesToTfrecordsError(f"--num_shards must be at least 1; got {num_shards}")
+    class_names, images, skipped = find_images(image_dir)
+    if num_shards > len(images):
+        raise ImagesToTfrecordsError(
+            f"--num_shards {num_shards} is more than the {len(images)} images in {image_dir!r}"
+        )
+    directory = _check_output_prefix(output_prefix)
+    if label_file is None:
+        label_file = _join(directory, "labels.txt")
+
+    label_directory = posixpath.dirname(label_file)
+    if label_directory and not tf.io.gfile.isdir(label_directory):
+        try:
+            tf.io.gfile.makedirs(label_directory)
+        except (tf.errors.OpError, OSError) as error:
+            raise ImagesToTfrecordsError(
+                f"--label_file {label_file!r}: cannot create {label_directory!r}: "
+                f"{_one_line(error)}"
+            ) from None
+
+    order = list(images)
+    random.Random(seed).shuffle(order)
+    finals = [shard_path(output_prefix, k, num_shards) for k in range(num_shards)]
+    finals.append(label_file)
+    temporaries = [_temporary_path(path) for path in finals]
+    writing = ""
+    try:
+        for k in range(num_shards):
+            writing = finals[k]
+            with tf.io.TFRecordWriter(temporaries[k]) as writer:
+                for image in order[k::num_shards]:
+                    example = make_example(image, *encode_image(image, image_format))
+                    writer.write(example.SerializeToString())
+        writing = label_file
+        with tf.io.gfile.GFile(temporaries[-1], "w") as f:
+            f.write("".join(f"{name}\n" for name in class_names))
+        for temporary, path in zip(temporaries, finals, strict=True):
+            writing = path
+            tf.io.gfile.rename(temporary, path, overwrite=True)
+    except BaseException as error:
+        _remove_quietly(temporaries)
+        if isinstance(error, (tf.errors.OpError, OSError)):
+            raise ImagesToTfrecordsError(f"cannot write {writing!r}: {_one_line(error)}") from None
+        raise
+    return WriteSummary(
+        shards=finals[:-1],
+        label_file=label_file,
+        class_names=class_names,
+        num_images=len(images),
+        num_skipped=skipped,
+    )
+
+
+def _stale_shards(output_prefix: str, shards: Sequence[str]) -> list[str]:
+    pattern = f"{output_prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
+    try:
+        return sorted(set(tf.io.gfile.glob(pattern)) - set(shards))
+    except tf.errors.OpError:
+        return []
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description=(
+            "Write a folder of labelled images (one sub-folder per class) into sharded "
+            "TFRecords of Model Garden classification tf.Examples."
+        ),
+    )
+    parser.add_argument(
+        "--image_dir", required=True, help="Folder with one sub-folder of images per class."
+    )
+    parser.add_argument(
+        "--output_prefix",
+        required=True,
+        help="Shard path prefix: OUT/train writes OUT/train-00000-of-0000N.tfrecord.",
+    )
+    parser.add_argument("--num_shards", type=int, default=1, help="Number of shards.")
+    parser.add_argument(
+        "--label_file",
+        default=None,
+        help="Where to write the class names, one per line in id order "
+        "(default: labels.txt beside the shards).",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the shuffle across shards.")
+    parser.add_argument(
+        "--image_format",
+        choices=IMAGE_FORMATS,
+        default="keep",
+        help="keep: JPEG and PNG as they are (BMP, GIF as PNG); jpeg or png: re-encode all.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; returns the exit status (0 on success, 1 on bad input).
+
+    Args:
+        argv: The arguments without the program name; None reads `sys.argv[1:]`. Usage
+            errors exit through argparse with status 2, as usual.
+
+    Returns:
+        The exit status.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        summary = write_tfrecords(
+            image_dir=args.image_dir,
+            output_prefix=args.output_prefix,
+            num_shards=args.num_shards,
+            label_file=args.label_file,
+            seed=args.seed,
+            image_format=args.image_format,
+        )
+    except ImagesToTfrecordsError as error:
+        print(f"{_PROG}: error: {error}", file=sys.stderr)
+        return 1
+    stale = _stale_shards(args.output_prefix, summary.shards)
+    if stale:
+        print(
+            f"{_PROG}: warning: {len(stale)} shards of an earlier run with another "
+            f"--num_shards remain beside the new ones (e.g. {stale[0]!r}); remove them "
+            "before reading with a glob",
+            file=sys.stderr,
+        )
+    skipped = f"; skipped {summary.num_skipped} non-image files" if summary.num_skipped else ""
+    print(
+        f"wrote {summary.num_images} images of {len(summary.class_names)} classes into "
+        f"{len(summary.shards)} shards {shard_path(args.output_prefix, 0, len(summary.shards))}"
+        f" ...; class names in {summary.label_file}{skipped}"
+    )
+    return 0
+
+
+def run() -> int:
+    """The `garden-images-to-tfrecords` console command: `main` on `sys.argv`."""
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
