@@ -4,8 +4,8 @@
 
 On a machine with only Python 3.10-3.13, it
 
-1. makes a virtual environment in `.quickstart/venv` and installs TensorFlow and the Garden
-   packages from this checkout into it (uv when it is installed, else pip);
+1. makes a virtual environment in `.quickstart/venv` and installs TensorFlow, the Garden
+   packages from this checkout, nox and uv into it (with uv when it is installed, else pip);
 2. trains the `shapes_classification` experiment (a half-width ResNet-18 on garden-vision's
    generated `garden_shapes` dataset, which needs no download) with
    `garden train --mode train_and_eval`, evaluating on the held-out validation split;
@@ -71,7 +71,9 @@ def _environment(work: str) -> str:
     if os.path.exists(marker):
         print(f"reusing {env_dir}")
         return bin_dir
-    targets = ["tensorflow>=2.21"] + [os.path.join(ROOT, "packages", p) for p in PACKAGES]
+    # nox and uv too, so that `nox -s tests` runs from this environment afterwards.
+    targets = ["tensorflow>=2.21", "nox>=2024.10", "uv>=0.5"]
+    targets += [os.path.join(ROOT, "packages", p) for p in PACKAGES]
     uv = shutil.which("uv")
     if uv:
         _run(uv, "venv", "--quiet", "--python", sys.executable, env_dir)
@@ -127,6 +129,8 @@ def main() -> int:
     elapsed = time.monotonic() - start
     print(f"\nQuickstart finished in {elapsed:.0f} s.")
     print(f"Model directory: {model_dir}\nSavedModel: {export_dir}")
+    activate = os.path.relpath(os.path.join(bin_dir, "activate"))
+    print(f"Next, the tests: `. {activate}` and then `nox -s tests`.")
     return 0
 
 

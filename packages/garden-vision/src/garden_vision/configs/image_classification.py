@@ -572,14 +572,14 @@ SHAPES_NUM_CLASSES = 9
 def shapes_classification() -> ExperimentConfig:
     """A half-width ResNet-18 on the built-in `garden_shapes` dataset (64x64, 9 classes).
 
-    Trains on 2 CPU cores in about two minutes to about 98 % top-1 on the validation split.
+    Trains on 2 CPU cores in about three minutes to about 97 % top-1 on the validation split.
 
     The dataset is generated into `tfds_data_dir` (TFDS's default directory when empty) the
     first time it is read, and reused afterwards.
     """
     batch = 64
     epoch = SHAPES_TRAIN_EXAMPLES // batch
-    epochs = 16
+    epochs = 24
     image_size = 64
 
     def data(split: str, is_training: bool) -> DataConfig:
@@ -599,7 +599,7 @@ def shapes_classification() -> ExperimentConfig:
         )
 
     return ExperimentConfig(
-        runtime=RuntimeConfig(distribution_strategy="one_device", num_gpus=0),
+        runtime=RuntimeConfig(distribution_strategy="one_device", num_gpus=0, seed=1),
         task=ImageClassificationTask(
             model=ImageClassificationModel(
                 num_classes=SHAPES_NUM_CLASSES,
@@ -632,7 +632,7 @@ def shapes_classification() -> ExperimentConfig:
                     "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9, "nesterov": True}},
                     "learning_rate": {
                         "type": "cosine",
-                        "cosine": {"initial_learning_rate": 0.2, "decay_steps": epochs * epoch},
+                        "cosine": {"initial_learning_rate": 0.1, "decay_steps": epochs * epoch},
                     },
                     "warmup": _linear_warmup(epoch // 2),
                 }

@@ -75,6 +75,7 @@ def normalize_image(
       scale: The per-channel standard deviation to divide by.
     """
     with tf.name_scope("normalize_image"):
+        image = tf.convert_to_tensor(image)
         if not image.dtype.is_floating:
             image = tf.cast(image, tf.float32)
         offset = tf.constant(offset, dtype=image.dtype)

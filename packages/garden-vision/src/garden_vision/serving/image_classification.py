@@ -6,6 +6,9 @@ Input types (`garden export --input_type`, several may be given as a comma list)
 - `image_bytes`: encoded images (JPEG, PNG, GIF, BMP), `[batch]` strings.
 - `tf_example`: serialized tf.Examples in Model Garden's layout, `[batch]` strings, with
   the image under the training data's `image_field_key`.
+- `tflite`: float32 pixel values in [0, 255], `[1, height, width, 3]` at the model's input
+  size, for conversion to TensorFlow Lite (`garden_vision.serving.tflite`): no resizing or
+  dynamic shapes, only normalization.
 
 Each image is center-cropped and resized exactly as in evaluation, then normalized; the
 outputs are `logits`, `probs` (softmax, or sigmoid for multilabel models) and `classes`
@@ -23,7 +26,7 @@ from garden_vision.ops import preprocess_ops
 class ClassificationModule(ExportModule):
     """Serves an image classifier from images, encoded images or tf.Examples."""
 
-    INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")
+    INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example", "tflite")
 
     @property
     def _task(self):
@@ -101,10 +104,17 @@ class ClassificationModule(ExportModule):
             )
             return self.serve(self._decode_all(features[image_key]))
 
+        height, width = self._task.model.input_size[:2]
+
+        @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, "inputs")])
+        def tflite(images):
+            return self.serve(preprocess_ops.normalize_image(images))
+
         functions = {
             "image_tensor": image_tensor,
             "image_bytes": image_bytes,
             "tf_example": tf_example,
+            "tflite": tflite,
         }
         return {
             key: functions[input_type].get_concrete_function()

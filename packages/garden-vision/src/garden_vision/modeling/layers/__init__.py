@@ -1,6 +1,7 @@
 """Layers shared by garden-vision's backbones and heads."""
 
 from garden_vision.modeling.layers.nn_layers import (
+    BatchNormalization,
     SqueezeExcitation,
     StochasticDepth,
     batch_norm,
@@ -9,6 +10,7 @@ from garden_vision.modeling.layers.nn_layers import (
 )
 
 __all__ = [
+    "BatchNormalization",
     "SqueezeExcitation",
     "StochasticDepth",
     "batch_norm",
