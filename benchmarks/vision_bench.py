@@ -20,7 +20,7 @@ benchmarks/README.md. What is measured:
   JPEG, Inception-style random crop, flip, resize to 224x224, normalize) over the same
   TFRecords, parallel map, batches of 32; images/s after a warm-up pass.
 - `import`: wall time of `import garden_vision` / `import official.vision` in a fresh
-  interpreter.
+  interpreter (`--module package`), or of the ResNet backbone module (`--module resnet`).
 - `size`: bytes installed in the environment beyond TensorFlow and what TensorFlow itself
   requires.
 """
@@ -191,8 +191,19 @@ def input_pipeline(library: str, data: str, batch_size: int, epochs: int) -> Non
     _emit(what="input", library=library, images=count, images_per_second=count / elapsed)
 
 
-def import_time(library: str, repeats: int) -> None:
-    module = "garden_vision" if library == "garden" else "official.vision"
+IMPORTS = {
+    # The package itself: what `import garden_vision` / `import official.vision` costs.
+    "package": {"garden": "garden_vision", "tfm": "official.vision"},
+    # What building a model needs: the ResNet backbone module (TensorFlow and Keras load).
+    "resnet": {
+        "garden": "garden_vision.modeling.backbones.resnet",
+        "tfm": "official.vision.modeling.backbones.resnet",
+    },
+}
+
+
+def import_time(library: str, repeats: int, what: str = "package") -> None:
+    module = IMPORTS[what][library]
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -255,13 +266,14 @@ def main() -> None:
         if name == "train":
             command.add_argument("--batch_size", type=int, default=16)
             command.add_argument("--warmup_steps", type=int, default=2)
-            command.add_argument("--steps", type=int, default=6)
+            command.add_argument("--steps", type=int, default=8)
         if name == "input":
             command.add_argument("--data", required=True)
             command.add_argument("--batch_size", type=int, default=32)
             command.add_argument("--epochs", type=int, default=2)
         if name == "import":
             command.add_argument("--repeats", type=int, default=5)
+            command.add_argument("--module", choices=sorted(IMPORTS), default="package")
     sub.add_parser("size")
     args = parser.parse_args()
     if args.command == "make-data":
@@ -271,7 +283,7 @@ def main() -> None:
     elif args.command == "input":
         input_pipeline(args.library, args.data, args.batch_size, args.epochs)
     elif args.command == "import":
-        import_time(args.library, args.repeats)
+        import_time(args.library, args.repeats, args.module)
     else:
         installed_size()
 

@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--garden_python", required=True)
     parser.add_argument("--tfm_python", required=True)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args()
     sides = {"garden": args.garden_python, "tfm": args.tfm_python}
@@ -48,13 +48,16 @@ def main() -> None:
                 record = _run(python, "input", "--library", library, "--data", data)
                 results.setdefault(("input", library), []).append(record["images_per_second"])
     for library, python in sides.items():
-        results[("import", library)] = [_run(python, "import", "--library", library)["seconds"]]
+        for module in ("package", "resnet"):
+            record = _run(python, "import", "--library", library, "--module", module)
+            results[(f"import_{module}", library)] = [record["seconds"]]
         results[("size", library)] = [_run(python, "size")["bytes"] / 1e6]
 
     rows = [
         ("train", f"ResNet-50 training, images/s (batch {args.batch_size}, 224x224)", True),
         ("input", "ImageNet input pipeline, images/s (decode, crop, flip, normalize)", True),
-        ("import", "import time, s (`import garden_vision` / `import official.vision`)", False),
+        ("import_package", "`import garden_vision` / `import official.vision`, s", False),
+        ("import_resnet", "import of the ResNet backbone module (loads TensorFlow), s", False),
         ("size", "installed size beyond TensorFlow, MB", False),
     ]
     print("| measurement | garden-vision | tf-models-official 2.20 | Garden / Model Garden |")
@@ -64,7 +67,7 @@ def main() -> None:
         tfm = statistics.median(results[(key, "tfm")])
         ratio = garden / tfm if higher_is_better else tfm / garden
         note = "" if higher_is_better else " (smaller is better; ratio is MG / Garden)"
-        print(f"| {label}{note} | {garden:.1f} | {tfm:.1f} | {ratio:.2f}x |")
+        print(f"| {label}{note} | {garden:.3g} | {tfm:.3g} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
