@@ -319,3 +319,20 @@ def test_the_shapes_experiment_reads_the_generated_dataset(tmp_path):
     model = task.build_model()
     logs = task.validation_step((images, labels), model, task.build_metrics(training=False))
     assert np.isfinite(float(logs["loss"]))
+
+
+def test_a_backbone_registered_in_process_plugs_into_the_task(colour_tfrecords):
+    def build_tiny_net(input_specs, backbone_config, norm_activation_config, l2_regularizer=None):
+        inputs = keras.Input(shape=tuple(input_specs.shape[1:]))
+        x = keras.layers.Conv2D(backbone_config.get("width", 4), 3, strides=4)(inputs)
+        return keras.Model(inputs, {"2": x})
+
+    registry.backbones.register("tiny_net", build_tiny_net)
+    try:
+        overrides = tiny_overrides(*colour_tfrecords)
+        overrides["task"]["model"]["backbone"] = {"type": "tiny_net", "tiny_net": {"width": 6}}
+        model = task_factory.get_task(experiment(overrides).task).build_model()
+        assert model.backbone.output["2"].shape[-1] == 6
+        assert model(np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32")).shape == (2, 3)
+    finally:
+        registry.backbones.unregister("tiny_net")

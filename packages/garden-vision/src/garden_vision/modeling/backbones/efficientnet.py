@@ -24,6 +24,7 @@ import keras
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import EfficientNet as EfficientNetConfig
 from garden_vision.configs.common import NormActivation
+from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers import mobile_blocks, nn_layers
 
 # EfficientNet-B0, one row per block group:
@@ -78,7 +79,7 @@ def _as_input_spec(input_specs: Any) -> keras.layers.InputSpec:
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class EfficientNet(keras.Model):
+class EfficientNet(Backbone):
     """EfficientNet B0-B7 as a multi-level backbone (see the module docstring).
 
     Args:
@@ -212,7 +213,6 @@ class EfficientNet(keras.Model):
         )(x)
 
         super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-        self._output_specs = {key: tuple(value.shape) for key, value in endpoints.items()}
         self._config = {
             "model_id": model_id,
             "input_specs": list(input_spec.shape),
@@ -229,11 +229,6 @@ class EfficientNet(keras.Model):
             "width_scale": width_scale if model_id == "custom" else None,
             "depth_scale": depth_scale if model_id == "custom" else None,
         }
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Output key -> shape (batch dimension None), as the call returns them."""
-        return dict(self._output_specs)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable, **self._config}

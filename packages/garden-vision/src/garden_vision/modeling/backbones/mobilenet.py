@@ -30,6 +30,7 @@ import keras
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import MobileNet as MobileNetConfig
 from garden_vision.configs.common import NormActivation
+from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers import mobile_blocks, nn_layers
 
 
@@ -261,7 +262,7 @@ def _as_input_spec(input_specs: Any) -> keras.layers.InputSpec:
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class MobileNet(keras.Model):
+class MobileNet(Backbone):
     """MobileNet V2 or V3 as a multi-level backbone (see the module docstring).
 
     Args:
@@ -427,7 +428,6 @@ class MobileNet(keras.Model):
         endpoints["pre_logits"] = x
 
         super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-        self._output_specs = {key: tuple(value.shape) for key, value in endpoints.items()}
         self._config = {
             "model_id": model_id,
             "filter_size_scale": filter_size_scale,
@@ -447,11 +447,6 @@ class MobileNet(keras.Model):
             "finegrain_classification_mode": finegrain_classification_mode,
             "output_intermediate_endpoints": output_intermediate_endpoints,
         }
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Output key -> shape (batch dimension None), as the call returns them."""
-        return dict(self._output_specs)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable, **self._config}

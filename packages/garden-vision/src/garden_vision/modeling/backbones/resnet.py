@@ -18,6 +18,7 @@ import keras
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import ResNet as ResNetConfig
 from garden_vision.configs.common import NormActivation
+from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
 from garden_vision.modeling.layers.resnet_blocks import BottleneckBlock, ResidualBlock
 
@@ -109,7 +110,7 @@ def stochastic_depth_rate(init_rate: float, level: int, max_level: int = 5) -> f
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class ResNet(keras.Model):
+class ResNet(Backbone):
     """ResNet v1.5 and ResNet-RS: a residual network reporting levels `"2"` to `"5"`.
 
     The stem is `v0` (a 7x7/2 convolution with 64 filters) or `v1` (ResNet-D: 3x3/2
@@ -279,12 +280,6 @@ class ResNet(keras.Model):
         self.bias_regularizer = bias_regularizer
         self.bn_trainable = bn_trainable
         self.use_first_projection = use_first_projection
-        self._output_specs = {level: tuple(t.shape) for level, t in endpoints.items()}
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Level (`"2"` to `"5"`) -> the shape of that feature map, batch dimension first."""
-        return dict(self._output_specs)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ import keras
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import RevNet as RevNetConfig
 from garden_vision.configs.common import NormActivation
+from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
 from garden_vision.modeling.layers.reversible_blocks import ReversibleBlock
 
@@ -51,7 +52,7 @@ def _input_shape(input_specs: keras.layers.InputSpec | list | tuple | None) -> l
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class RevNet(keras.Model):
+class RevNet(Backbone):
     """A reversible residual network reporting one level per block group.
 
     The stem is a 7x7/2 convolution with as many filters as the first group's channels,
@@ -149,12 +150,6 @@ class RevNet(keras.Model):
         self.kernel_initializer = initializer
         self.kernel_regularizer = kernel_regularizer
         self.manual_gradients = manual_gradients
-        self._output_specs = {level: tuple(t.shape) for level, t in endpoints.items()}
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Level -> the shape of that feature map, batch dimension first."""
-        return dict(self._output_specs)
 
     def get_config(self) -> dict[str, Any]:
         return {

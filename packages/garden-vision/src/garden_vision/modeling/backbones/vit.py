@@ -34,6 +34,7 @@ from keras import ops
 from garden_core.config import ConfigError
 from garden_vision.configs import backbones as backbone_configs
 from garden_vision.configs.common import NormActivation
+from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers.transformer_layers import (
     ClassToken,
     PatchEmbedding,
@@ -95,7 +96,7 @@ class _TokensToGrid(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class VisionTransformer(keras.Model):
+class VisionTransformer(Backbone):
     """Vision Transformer backbone: ViT (Dosovitskiy et al., 2020), DeiT (Touvron et al., 2020).
 
     Patches of `patch_size` pixels are projected to `hidden_size`-wide tokens, given learned
@@ -275,7 +276,6 @@ class VisionTransformer(keras.Model):
 
         super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
 
-        self._output_specs = {key: tuple(value.shape) for key, value in endpoints.items()}
         self._input_shape_list = list(input_shape)
         self._config = {
             "mlp_dim": mlp_dim,
@@ -298,11 +298,6 @@ class VisionTransformer(keras.Model):
             "add_distillation_token": add_distillation_token,
             "pos_embed_interpolation": pos_embed_interpolation,
         }
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Output key -> shape (batch dimension None) of every output."""
-        return dict(self._output_specs)
 
     def get_config(self) -> dict[str, Any]:
         config = dict(self._config)
