@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from colour_data import colour_images, example
 
-from conftest import colour_images, example
 from garden_core.config import ConfigError
 from garden_vision.configs import common
 from garden_vision.configs.image_classification import DataConfig

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from colour_data import IMAGE_SIZE, NUM_CLASSES, colour_images, example
 
-from conftest import IMAGE_SIZE, NUM_CLASSES, colour_images, example
 from garden_core import cli, registry, task_factory, train_lib
 from garden_core.config import ConfigError
 

@@ -1,11 +1,11 @@
 """Backbones: image feature extractors that report multi-level features.
 
 Every backbone is a functional `keras.Model` subclass (of `backbone.Backbone`) whose call
-returns a dict of feature maps keyed by level as a string: level `L` has stride `2**L` (`{"2": ..., "5": ...}` for a
-ResNet at 224x224: 56x56 ... 7x7). Vision transformers also report `"pre_logits"`
-(`[batch, 1, 1, width]`). `backbone.output_specs` maps the same keys to their shapes.
-Backbones serialize (`get_config` / `from_config`), so `.keras` files and SavedModels round
-trip.
+returns a dict of feature maps keyed by level as a string: level `L` has stride `2**L`
+(`{"2": ..., "5": ...}` for a ResNet at 224x224: 56x56 ... 7x7). Vision transformers also
+report `"pre_logits"` (`[batch, 1, 1, width]`). `backbone.output_specs` maps the same keys
+to their shapes. Backbones serialize (`get_config` / `from_config`), so `.keras` files and
+SavedModels round trip.
 
 Each built-in backbone has a builder in the `garden.backbones` registry (see `factory`),
 `builder(input_specs, backbone_config, norm_activation_config, l2_regularizer)`, so configs
