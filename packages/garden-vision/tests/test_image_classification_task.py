@@ -27,7 +27,7 @@ def tiny_overrides(train: str, validation: str, **task) -> dict:
                 "num_classes": NUM_CLASSES,
                 "input_size": [IMAGE_SIZE, IMAGE_SIZE, 3],
                 "backbone": TINY_BACKBONE,
-                # Batch-norm statistics that settle within a 60-step run.
+                # Batch-norm statistics that settle within a 100-step run.
                 "norm_activation": {"norm_momentum": 0.9},
             },
             "train_data": {**data, "input_path": train, "shuffle_buffer_size": 64, "seed": 1},
@@ -36,14 +36,14 @@ def tiny_overrides(train: str, validation: str, **task) -> dict:
             "evaluation": {"top_k": 2},
         },
         "trainer": {
-            "train_steps": 60,
-            "steps_per_loop": 20,
-            "summary_interval": 20,
-            "checkpoint_interval": 20,
-            "validation_interval": 60,
+            "train_steps": 100,
+            "steps_per_loop": 25,
+            "summary_interval": 25,
+            "checkpoint_interval": 25,
+            "validation_interval": 100,
             "optimizer_config": {
                 "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-                "learning_rate": {"type": "constant", "constant": {"learning_rate": 0.05}},
+                "learning_rate": {"type": "constant", "constant": {"learning_rate": 0.01}},
             },
         },
         "runtime": {"distribution_strategy": "one_device", "num_gpus": 0, "seed": 1},
@@ -80,7 +80,7 @@ def test_training_learns_the_classes_and_reports_top_k(trained):
         records = [json.loads(line) for line in f]
     train = [r for r in records if r["mode"] == "train"]
     assert train[-1]["metrics"]["training_loss"] < train[0]["metrics"]["training_loss"]
-    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-60")
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-100")
 
 
 def test_export_serves_tensors_bytes_and_examples_like_evaluation(trained, tmp_path, capsys):
