@@ -18,7 +18,7 @@ from garden_vision.modeling.backbones.efficientnet import (
 )
 from garden_vision.modeling.backbones.factory import build_backbone
 from garden_vision.modeling.layers import mobile_blocks
-from garden_vision.testing import run_backbone_test
+from garden_vision.testing import classifier_parameter_count, run_backbone_test
 
 # Published sizes of the ImageNet classifiers (backbone + pooling + Dense(1000)).
 PUBLISHED_PARAMS = {
@@ -39,15 +39,6 @@ def _spec(size: int | None) -> keras.layers.InputSpec:
 
 def _images(size: int = 64) -> np.ndarray:
     return np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
-
-
-def _classifier_params(backbone: keras.Model, num_classes: int = 1000) -> int:
-    """Trainable weights of backbone + global average pooling + Dense(num_classes)."""
-    inputs = keras.Input(backbone.input_shape[1:])
-    features = backbone(inputs)["pre_logits"]
-    logits = keras.layers.Dense(num_classes)(keras.layers.GlobalAveragePooling2D()(features))
-    model = keras.Model(inputs, logits)
-    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
 def _blocks(model: keras.Model) -> list[mobile_blocks.InvertedBottleneckBlock]:
@@ -95,8 +86,9 @@ def test_full_size_levels_and_parameter_count(model_id):
     }
     expected["pre_logits"] = expected["5"][:3] + (round_filters(1280, width_scale),)
     assert backbone.output_specs == expected
-    # Backbone + global average pooling + Dense(1000), as the classification model adds.
-    assert _classifier_params(backbone) == pytest.approx(PUBLISHED_PARAMS[model_id], rel=0.005)
+    # The ClassificationModel at 1000 classes: backbone, pooling and Dense(1000).
+    count = classifier_parameter_count(backbone)
+    assert count == pytest.approx(PUBLISHED_PARAMS[model_id], rel=0.005)
     if model_id == "b0":
         assert expected["5"] == (None, 7, 7, 320)
         blocks = _blocks(backbone)

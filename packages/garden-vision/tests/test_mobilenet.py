@@ -17,7 +17,7 @@ from garden_vision.modeling.backbones.mobilenet import (
     decode_block_specs,
 )
 from garden_vision.modeling.layers import mobile_blocks
-from garden_vision.testing import run_backbone_test
+from garden_vision.testing import classifier_parameter_count, run_backbone_test
 
 
 def _spec(size: int | None) -> keras.layers.InputSpec:
@@ -26,15 +26,6 @@ def _spec(size: int | None) -> keras.layers.InputSpec:
 
 def _images(size: int = 64) -> np.ndarray:
     return np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
-
-
-def _classifier_params(backbone: keras.Model, num_classes: int = 1000) -> int:
-    """Trainable weights of backbone + global average pooling + Dense(num_classes)."""
-    inputs = keras.Input(backbone.input_shape[1:])
-    features = backbone(inputs)["pre_logits"]
-    logits = keras.layers.Dense(num_classes)(keras.layers.GlobalAveragePooling2D()(features))
-    model = keras.Model(inputs, logits)
-    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
 def _sublayers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -103,8 +94,8 @@ def test_full_size_levels_and_parameter_count(model_id, published, widths):
     specs = backbone.output_specs
     assert {key: shape[:3] for key, shape in specs.items()} == expected
     assert {key: shape[-1] for key, shape in specs.items()} == widths
-    # Backbone + global average pooling + Dense(1000), as the classification model adds.
-    assert _classifier_params(backbone) == pytest.approx(published, rel=0.005)
+    # The ClassificationModel at 1000 classes: backbone, pooling and Dense(1000).
+    assert classifier_parameter_count(backbone) == pytest.approx(published, rel=0.005)
 
 
 def test_output_stride_16_dilates_the_last_stage():

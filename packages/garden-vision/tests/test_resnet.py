@@ -16,7 +16,7 @@ from garden_vision.modeling.backbones.factory import build_backbone
 from garden_vision.modeling.backbones.resnet import RESNET_SPECS, ResNet, build_resnet
 from garden_vision.modeling.layers.nn_layers import SqueezeExcitation, StochasticDepth
 from garden_vision.modeling.layers.resnet_blocks import BottleneckBlock, ResidualBlock
-from garden_vision.testing import run_backbone_test
+from garden_vision.testing import classifier_parameter_count, run_backbone_test
 
 # Model Garden's RESNET_SPECS (block repeats per group), written out independently of the
 # module's table; 26 is the usual bottleneck ResNet-26 and 300 an earlier Model Garden depth.
@@ -58,17 +58,6 @@ def _images(size: int = 64) -> np.ndarray:
 
 def _blocks(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if isinstance(layer, ResidualBlock | BottleneckBlock)]
-
-
-def _trainable_count(model: keras.Model) -> int:
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def _with_classifier(backbone: keras.Model, num_classes: int = 1000) -> keras.Model:
-    """The head the classification model adds: global average pooling and a dense layer."""
-    inputs = keras.Input(backbone.input_specs.shape[1:])
-    features = keras.layers.GlobalAveragePooling2D()(backbone(inputs)["5"])
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(features))
 
 
 def test_resnet18_basic_blocks(tmp_path):
@@ -190,8 +179,7 @@ def test_every_model_id_builds_with_its_blocks(model_id):
 )
 def test_parameter_count_matches_the_published_one(model_id, kwargs, published):
     with shapes_only():
-        model = _with_classifier(ResNet(model_id, input_specs=_spec(224), **kwargs))
-        count = _trainable_count(model)
+        count = classifier_parameter_count(ResNet(model_id, input_specs=_spec(224), **kwargs))
     assert abs(count - published) / published < 0.005, (count, published)
 
 

@@ -17,7 +17,7 @@ from garden_vision.modeling.layers.transformer_layers import (
     PositionEmbedding,
     TransformerEncoderBlock,
 )
-from garden_vision.testing import run_backbone_test
+from garden_vision.testing import classifier_parameter_count, run_backbone_test
 
 # A tiny vit-custom: 16-wide tokens, 2 blocks of 2 heads, 8-pixel patches.
 TINY = {"hidden_size": 16, "patch_size": 8, "mlp_dim": 32, "num_heads": 2, "num_layers": 2}
@@ -35,13 +35,6 @@ def _images(size: int = 32, batch: int = 2, seed: int = 0) -> np.ndarray:
 
 def _tiny_kwargs(size: int | None = 32, **overrides) -> dict:
     return {"input_specs": keras.layers.InputSpec(shape=[None, size, size, 3]), **TINY, **overrides}
-
-
-def _published_total(model: keras.Model, width: int, num_classes: int = 1000) -> int:
-    """Backbone parameters plus the classification model's Dense on `pre_logits`."""
-    head = keras.layers.Dense(num_classes)
-    head.build((None, width))
-    return model.count_params() + head.count_params()
 
 
 # The shared backbone checks.
@@ -170,7 +163,7 @@ def test_build_backbone_through_the_registry():
 def test_parameter_counts_match_the_published_ones(model_name, published):
     config = backbone_configs.VisionTransformer(model_name=model_name)
     model = build_vit(keras.layers.InputSpec(shape=[None, 224, 224, 3]), config)
-    total = _published_total(model, VIT_SPECS[model_name]["hidden_size"])
+    total = classifier_parameter_count(model)
     print(f"{model_name}: {total:,} parameters at 1000 classes, published {published:,}")
     assert abs(total - published) / published < 0.005
 

@@ -164,6 +164,18 @@ def check_mixed_precision(
         assert np.all(np.isfinite(value.astype(np.float32))), f"{policy}: {key!r} is not finite"
 
 
+def classifier_parameter_count(backbone: keras.Model, num_classes: int = 1000) -> int:
+    """Trainable parameters of `ClassificationModel(backbone, num_classes)`.
+
+    This is the figure papers publish for ImageNet classifiers (backbone, pooling and the
+    dense head; batch-normalization moving statistics are not counted).
+    """
+    from garden_vision.modeling.classification_model import ClassificationModel
+
+    model = ClassificationModel(backbone, num_classes=num_classes)
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
 def run_backbone_test(
     model_class: type[keras.Model],
     init_kwargs: Mapping[str, Any],
