@@ -18,7 +18,8 @@ benchmarks/README.md. What is measured:
   after warm-up steps (tracing excluded).
 - `input`: the ImageNet training pipeline of each library's own decoder and parser (decode
   JPEG, Inception-style random crop, flip, resize to 224x224, normalize) over the same
-  TFRecords, parallel map, batches of 32; images/s after a warm-up pass.
+  TFRecords, parallel map, batches of 32; images/s after a warm-up pass, and images per
+  CPU-second (process CPU time of all threads), which the machine's other load hardly moves.
 - `import`: wall time of `import garden_vision` / `import official.vision` in a fresh
   interpreter (`--module package`), or of the ResNet backbone module (`--module resnet`).
 - `size`: bytes installed in the environment beyond TensorFlow and what TensorFlow itself
@@ -183,12 +184,20 @@ def input_pipeline(library: str, data: str, batch_size: int, epochs: int) -> Non
     for _ in dataset:  # Warm-up pass: tracing, file cache.
         pass
     count = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         for images, _ in dataset:
             count += int(images.shape[0])
-    elapsed = time.perf_counter() - start
-    _emit(what="input", library=library, images=count, images_per_second=count / elapsed)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    # CPU time (all threads) per image is what the pipeline costs; unlike wall time it
+    # hardly moves when other work shares the machine.
+    _emit(
+        what="input",
+        library=library,
+        images=count,
+        images_per_second=count / elapsed,
+        images_per_cpu_second=count / cpu,
+    )
 
 
 IMPORTS = {

@@ -47,6 +47,9 @@ def main() -> None:
                 results.setdefault(("train", library), []).append(record["images_per_second"])
                 record = _run(python, "input", "--library", library, "--data", data)
                 results.setdefault(("input", library), []).append(record["images_per_second"])
+                results.setdefault(("input_cpu", library), []).append(
+                    record["images_per_cpu_second"]
+                )
     for library, python in sides.items():
         for module in ("package", "resnet"):
             record = _run(python, "import", "--library", library, "--module", module)
@@ -56,6 +59,7 @@ def main() -> None:
     rows = [
         ("train", f"ResNet-50 training, images/s (batch {args.batch_size}, 224x224)", True),
         ("input", "ImageNet input pipeline, images/s (decode, crop, flip, normalize)", True),
+        ("input_cpu", "ImageNet input pipeline, images per CPU-second", True),
         ("import_package", "`import garden_vision` / `import official.vision`, s", False),
         ("import_resnet", "import of the ResNet backbone module (loads TensorFlow), s", False),
         ("size", "installed size beyond TensorFlow, MB", False),
