@@ -256,7 +256,9 @@ class Parser:
         area_range = tuple(params.crop_area_range or (0.08, 1.0))
         if image.dtype == tf.string:
             if params.aug_crop and params.decode_jpeg_only:
-                return preprocess_ops.decode_and_random_crop(image, None, area_range=area_range)
+                return preprocess_ops.decode_and_random_crop(
+                    image, None, area_range=area_range, jpeg_only=True
+                )
             image = self._decode(image)
         if params.aug_crop:
             return preprocess_ops.random_crop_image(image, area_range=area_range)

@@ -154,11 +154,13 @@ def _center_crop_window(
     return offset, tf.cast(side, tf.int32)
 
 
-def _decode_window(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
+def _decode_window(image_bytes: tf.Tensor, window_fn, jpeg_only: bool = False) -> tf.Tensor:
     """Decodes the `window_fn(shape) -> (offset, size)` window of an encoded RGB image.
 
     JPEG bytes are cropped before the full decode (`tf.image.decode_and_crop_jpeg`); other
-    formats (PNG, BMP, GIF's first frame) are decoded whole and then sliced.
+    formats (PNG, BMP, GIF's first frame) are decoded whole and then sliced. With
+    `jpeg_only`, the bytes are taken to be JPEG and the format check (a `tf.cond` per image)
+    is skipped.
     """
 
     def jpeg() -> tf.Tensor:
@@ -171,7 +173,7 @@ def _decode_window(image_bytes: tf.Tensor, window_fn) -> tf.Tensor:
         offset, size = window_fn(tf.shape(image))
         return tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([size, [3]], 0))
 
-    image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
+    image = jpeg() if jpeg_only else tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
     image.set_shape([None, None, 3])
     return image
 
@@ -193,6 +195,7 @@ def decode_and_random_crop(
     max_attempts: int = 10,
     seed: int | None = None,
     method: str = tf.image.ResizeMethod.BILINEAR,
+    jpeg_only: bool = False,
 ) -> tf.Tensor:
     """Decodes an Inception-style random crop of an encoded image, optionally resized.
 
@@ -206,6 +209,7 @@ def decode_and_random_crop(
       max_attempts: Draws before falling back to the whole image.
       seed: Op seed; None for a random one.
       method: The `tf.image.resize` method.
+      jpeg_only: The bytes are JPEG: skip the per-image format check.
 
     Returns:
       A uint8 `[crop_height, crop_width, 3]` image, or a float32 `[height, width, 3]` one when
@@ -215,6 +219,7 @@ def decode_and_random_crop(
         image = _decode_window(
             image_bytes,
             lambda shape: _sample_crop(shape, aspect_ratio_range, area_range, max_attempts, seed),
+            jpeg_only=jpeg_only,
         )
         return _maybe_resize(image, image_size, method)
 
