@@ -32,6 +32,8 @@ PACKAGES: dict[str, list[str]] = {
     "nlp": ["orbit", "core"],
     "research": ["orbit", "core", "vision", "nlp"],
 }
+# Optional extras each package's tests exercise (installed with it in its test sessions).
+TEST_EXTRAS: dict[str, str] = {"nlp": "[sentencepiece,huggingface]"}
 ACCELERATORS = ["cpu", "gpu", "tpu"]
 # ruff changes its rules and formatting between minor versions: lint with a known one.
 RUFF = "ruff>=0.17,<0.18"
@@ -80,7 +82,7 @@ def tests(session: nox.Session, package: str, accelerator: str) -> None:
         session.skip(f"{accelerator}: {reason}")
     editable = []
     for name in [*PACKAGES[package], package]:
-        editable += ["-e", str(_package_dir(name))]
+        editable += ["-e", str(_package_dir(name)) + TEST_EXTRAS.get(name, "")]
     session.install(TENSORFLOW[accelerator], *editable, *TEST_REQUIREMENTS)
     env = {"GARDEN_ACCELERATOR": accelerator, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if accelerator == "cpu":
@@ -175,8 +177,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
     session.run("python", str(ROOT / "benchmarks" / "orbit_bench.py"), *session.posargs, env=env)
     session.run("python", str(ROOT / "benchmarks" / "runtime_bench.py"), env=env)
-    # garden-vision side by side with tf-models-official, installed in a venv of its own
-    # (it pins its own TensorFlow) and run alternately with this session's.
+    # garden-vision and garden-nlp side by side with tf-models-official, installed in a venv
+    # of its own (it pins its own TensorFlow) and run alternately with this session's.
     tfm = Path(session.create_tmp()).resolve() / "tf-models-official"
     if not (tfm / "bin" / "python").exists():
         if shutil.which("uv"):
@@ -186,12 +188,20 @@ def bench(session: nox.Session) -> None:
             session.run("python", "-m", "venv", str(tfm))
             install = [str(tfm / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         session.run(*install, TF_MODELS_OFFICIAL, external=True)
+    for compare in ("vision_compare.py", "nlp_compare.py"):
+        session.run(
+            "python",
+            str(ROOT / "benchmarks" / compare),
+            "--garden_python",
+            "python",
+            "--tfm_python",
+            str(tfm / "bin" / "python"),
+            env=env,
+        )
     session.run(
         "python",
-        str(ROOT / "benchmarks" / "vision_compare.py"),
-        "--garden_python",
-        "python",
-        "--tfm_python",
+        str(ROOT / "benchmarks" / "nlp_tokenizer_bench.py"),
+        "--compare_with",
         str(tfm / "bin" / "python"),
         env=env,
     )

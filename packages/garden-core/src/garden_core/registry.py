@@ -36,6 +36,7 @@ KINDS = (
     "decoders",
     "heads",
     "models",
+    "encoders",
     "optimizers",
     "schedules",
 )
@@ -284,6 +285,7 @@ backbones = registry("backbones")
 decoders = registry("decoders")
 heads = registry("heads")
 models = registry("models")
+encoders = registry("encoders")
 optimizers = registry("optimizers")
 schedules = registry("schedules")
 

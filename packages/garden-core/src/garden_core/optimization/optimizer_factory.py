@@ -21,7 +21,7 @@ from garden_core.optimization.lr_factory import (
     load_plugin,
     summarize,
 )
-from garden_core.optimization.optimizers import LAMB, LARS, AdamWeightDecay
+from garden_core.optimization.optimizers import LAMB, LARS, Adam, AdamWeightDecay
 
 
 def _clipping(config: Any) -> dict[str, float]:
@@ -84,7 +84,7 @@ def build_optimizer(
         _unsupported(where, "decay", options.decay, 0.0, "use a learning-rate schedule")
         return keras.optimizers.SGD(momentum=options.momentum, nesterov=options.nesterov, **common)
     if kind == "adam":
-        return keras.optimizers.Adam(
+        return Adam(
             beta_1=options.beta_1,
             beta_2=options.beta_2,
             epsilon=options.epsilon,

@@ -7,6 +7,13 @@
   ratio `||w|| / ||update||` (You et al., 2019), as Model Garden and tensorflow-addons do.
 - `AdamWeightDecay`: Keras' AdamW (decoupled decay `w -= lr * rate * w`) with Model
   Garden's include/exclude regular expressions over variable names.
+- `Adam`: Keras' Adam.
+
+`Adam` and `AdamWeightDecay` update each variable with TensorFlow's fused Adam kernel
+(`ResourceApplyAdam`: moments and weight in one pass over memory) instead of Keras' six
+element-wise ops; the arithmetic is Keras' (`w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
+(sqrt(v) + epsilon)`), and AMSGrad keeps Keras' own update. On a CPU this makes the
+optimizer step of BERT-base about twice as fast.
 
 Exclusion lists are regular expressions searched in the variable's path (`dense/kernel`)
 and name.
@@ -18,6 +25,7 @@ import re
 from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 _register = keras.saving.register_keras_serializable(package="garden")
@@ -230,8 +238,43 @@ class LAMB(_LayerAdaptiveOptimizer):
         return config
 
 
+class _FusedAdamUpdate:
+    """Replaces Keras' Adam `update_step` by TensorFlow's fused `ResourceApplyAdam` kernel."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or not hasattr(variable, "handle"):
+            super().update_step(gradient, variable, learning_rate)
+            return
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        local_step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        if isinstance(gradient, tf.IndexedSlices):  # The moments are dense anyway.
+            gradient = tf.convert_to_tensor(gradient)
+        # Inside `strategy.extended.update` the slots' `handle` is the one on the device of
+        # `variable` (the replica being updated).
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(beta_1, local_step),
+            beta2_power=tf.pow(beta_2, local_step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
 @_register
-class AdamWeightDecay(keras.optimizers.AdamW):
+class Adam(_FusedAdamUpdate, keras.optimizers.Adam):
+    """Keras' Adam, updating with TensorFlow's fused Adam kernel."""
+
+
+@_register
+class AdamWeightDecay(_FusedAdamUpdate, keras.optimizers.AdamW):
     """AdamW whose decay skips `exclude_from_weight_decay` unless `include_in_weight_decay`."""
 
     def __init__(

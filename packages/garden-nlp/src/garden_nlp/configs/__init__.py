@@ -1,0 +1,1 @@
+"""garden-nlp configs: encoders, data pipelines, tasks and experiments (no TensorFlow)."""

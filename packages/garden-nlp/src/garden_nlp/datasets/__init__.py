@@ -1,0 +1,1 @@
+"""Datasets garden-nlp generates itself, for examples, tests and quick experiments."""

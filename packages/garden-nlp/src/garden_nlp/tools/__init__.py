@@ -1,0 +1,1 @@
+"""garden-nlp command-line tools: vocabularies, fine-tuning data and checkpoint converters."""
