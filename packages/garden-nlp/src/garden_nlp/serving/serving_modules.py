@@ -73,8 +73,19 @@ class SentencePrediction(_TokenIdsModule):
         self._text_config = None
         data = params.task.validation_data
         if getattr(data, "vocab_file", None):
+            from garden_nlp.data.sentence_prediction_dataloader import TextProcessor
+
             self._text_config = data
-            self.tokenizer, self.packer = _build_text_layers(data)
+            # The evaluation pipeline's own tokenization and packing, so serving sees exactly
+            # the inputs evaluation did.
+            self.text_processor = TextProcessor(
+                seq_length=data.seq_length,
+                vocab_file=data.vocab_file,
+                tokenization=data.tokenization,
+                lower_case=data.lower_case,
+                truncator=data.truncator,
+                vocab_field="task.validation_data.vocab_file",
+            )
 
     def serve(self, inputs: Any) -> dict[str, tf.Tensor]:
         logits = tf.cast(self.inference_step(inputs, self.model), tf.float32)
@@ -86,8 +97,8 @@ class SentencePrediction(_TokenIdsModule):
 
     def serve_text(self, texts: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Tokenizes and packs raw strings (one tensor per text field), then serves them."""
-        segments = [self.tokenizer(texts[name]) for name in self._text_config.text_fields]
-        return self.serve(self.packer(segments))
+        segments = [texts[name] for name in self._text_config.text_fields]
+        return self.serve(self.text_processor(segments))
 
     def _signature_functions(self):
         functions = super()._signature_functions()
@@ -143,23 +154,3 @@ class Tagging(_TokenIdsModule):
     def serve(self, inputs: Any) -> dict[str, tf.Tensor]:
         logits = tf.cast(self.inference_step(inputs, self.model), tf.float32)
         return {"logits": logits, "predictions": tf.argmax(logits, -1, output_type=tf.int32)}
-
-
-def _build_text_layers(data):
-    """The tokenizer and packer that a text data config describes."""
-    from garden_nlp import text
-
-    if data.tokenization == "WordPiece":
-        tokenizer = text.BertTokenizer(vocab_file=data.vocab_file, lower_case=data.lower_case)
-    elif data.tokenization == "SentencePiece":
-        tokenizer = text.SentencepieceTokenizer(
-            model_file_path=data.vocab_file, lower_case=data.lower_case
-        )
-    else:
-        raise ConfigError(
-            f"`tokenization` is {data.tokenization!r}: expected WordPiece or SentencePiece"
-        )
-    packer = text.BertPackInputs(
-        seq_length=data.seq_length, special_tokens_dict=tokenizer.get_special_tokens_dict()
-    )
-    return tokenizer, packer
