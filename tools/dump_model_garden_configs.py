@@ -26,6 +26,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from official.core import exp_factory
+    from official.nlp.configs import (  # noqa: F401  (they register the NLP experiments)
+        finetuning_experiments,
+        pretraining_experiments,
+    )
     from official.vision import registry_imports  # noqa: F401  (registers the experiments)
 
     version = importlib.metadata.version("tf-models-official")

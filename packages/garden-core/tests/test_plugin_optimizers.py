@@ -22,6 +22,7 @@ from test_registry import make_distribution
 from garden_core import registry
 from garden_core.config import ConfigError, OptimizationConfig, override_config
 from garden_core.optimization import build_learning_rate, build_optimizer, lr_schedules
+from garden_core.optimization.optimizers import Adam
 
 
 class SignDescent(keras.optimizers.Optimizer):
@@ -232,7 +233,7 @@ def test_built_in_branches_win_and_plugins_may_fill_unsupported_ones():
             {"optimizer": {"type": "adam", "adam": {"beta_1": 0.5}}}
         )
         assert config.optimizer.get().beta_1 == 0.5
-        assert type(build_optimizer(config, learning_rate=0.1)) is keras.optimizers.Adam
+        assert type(build_optimizer(config, learning_rate=0.1)) is Adam
     finally:
         registry.optimizers.unregister("adam")
     slide = OptimizationConfig.from_dict({"optimizer": {"type": "slide", "slide": {"scale": 3}}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from garden_core.config import ConfigError
 from garden_nlp.configs.data import BertPretrainDataConfig, BertPretrainTextDataConfig
@@ -202,3 +203,75 @@ def test_text_pretraining_config_errors(corpus, vocab_file, tmp_path):
     no_mask.write_text("".join(f"{t}\n" for t in VOCAB if t != "[MASK]"))
     with pytest.raises(ConfigError, match=r"no_mask.txt.*\[MASK\]"):
         BertPretrainTextDataLoader(params.replace(vocab_file_path=str(no_mask)))
+
+
+class GardenTinyDocuments(tfds.core.GeneratorBasedBuilder):
+    """`DOCUMENTS` as a TFDS dataset: `text` (sentences joined by newlines), `title`, `index`."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {"text": tfds.features.Text(), "title": tfds.features.Text(), "index": tf.int64}
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Generated locally: nothing to download.
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for index, document in enumerate(DOCUMENTS):
+            yield index, {"text": "\n".join(document), "title": f"doc {index}", "index": index}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory) -> str:
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    GardenTinyDocuments(data_dir=data_dir).download_and_prepare(download_config=config)
+    return data_dir
+
+
+def test_text_pretraining_reads_documents_from_a_tfds_dataset(tfds_dir, vocab_file):
+    source = {
+        "input_path": "",
+        "file_type": "tfrecord",
+        "tfds_name": "garden_tiny_documents",
+        "tfds_split": "train",
+        "tfds_data_dir": tfds_dir,
+    }
+    # One example per document: [CLS] document [SEP], the document cut to 10 tokens.
+    params = pretrain_params(
+        "", vocab_file, use_next_sentence_label=False, global_batch_size=3, **source
+    )
+    rows = []
+    for features, labels in BertPretrainTextDataLoader(params).load():
+        rows += [tuple(row) for row in unmasked(features, labels)]
+    expected = []
+    for document in DOCUMENTS:
+        ids = [CLS, *word_ids(" ".join(document))[:10], SEP]
+        expected.append(tuple(ids + [PAD] * (12 - len(ids))))
+    assert sorted(rows) == sorted(expected)
+
+    # With next-sentence labels, one example per sentence, both segments from the corpus.
+    params = pretrain_params("", vocab_file, **source)
+    features, labels = next(iter(BertPretrainTextDataLoader(params).load()))
+    original = unmasked(features, labels)
+    assert original.shape == (9, 12)
+    sentences = [word_ids(s) for doc in DOCUMENTS for s in doc]
+    for row, mask in zip(original, features["input_mask"].numpy(), strict=True):
+        sequence = row[: int(mask.sum())].tolist()
+        separator = sequence.index(SEP)
+        for segment in (sequence[1:separator], sequence[separator + 1 : -1]):
+            assert any(s[: len(segment)] == segment for s in sentences)
+
+    # Text fields must be string features of the dataset.
+    for fields, message in [(["body"], "lacks.*index, text, title"), (["index"], "int64")]:
+        bad = pretrain_params(
+            "", vocab_file, use_next_sentence_label=False, text_field_names=fields, **source
+        )
+        with pytest.raises(ConfigError, match=f"text_field_names.*{message}"):
+            BertPretrainTextDataLoader(bad).load()

@@ -171,9 +171,13 @@ def test_pretraining_from_raw_text_with_dynamic_masks(data_dir, tmp_path):
         "global_batch_size": 8,
         "doc_batch_size": 4,
     }
+    no_tfds = {"tfds_name": "", "tfds_split": ""}
     params = experiment(
-        "bert/pretraining_dynamic",
-        {"train_data": common, "validation_data": {**common, "is_training": False}},
+        "bert/text_wiki_pretraining",
+        {
+            "train_data": {**common, **no_tfds},
+            "validation_data": {**common, **no_tfds, "is_training": False},
+        },
     )
     task = task_factory.get_task(params.task)
     batches = iter(task.build_inputs(params.task.train_data))

@@ -1,11 +1,18 @@
-"""garden-nlp: natural-language models for Garden, on Keras 3 and TensorFlow.
+"""garden-nlp: natural-language models for Garden, on Keras 3, TensorFlow and tensorflow-text.
 
-garden-nlp will hold Model Garden's NLP work rebuilt for Keras 3: Transformer encoders such as
-BERT, tokenizers, input pipelines, and the tasks and experiments for sentence classification,
-question answering and pretraining, each registered through entry points so `garden list`
-finds them. It is being built up one piece at a time; for now it offers its version.
+Model Garden's BERT stack rebuilt for Keras 3:
 
-It builds on garden-core and never imports garden-vision or garden-research.
+- `garden_nlp.modeling`: Transformer layers, encoders (`BertEncoder`, `AlbertEncoder`,
+  `EncoderScaffold`) and models (`BertClassifier`, `BertPretrainer`, `BertSpanLabeler`,
+  `BertTokenClassifier`).
+- `garden_nlp.text`: tokenizer and packing layers over tensorflow-text.
+- `garden_nlp.data`, `garden_nlp.tasks`, `garden_nlp.configs`: input pipelines, the sentence
+  prediction, masked-LM, question answering and tagging tasks, and their experiments
+  (`garden list experiments 'bert*'`), registered through entry points.
+- `garden_nlp.tools`: vocabulary building, fine-tuning data, checkpoint converters.
+
+Importing `garden_nlp` loads none of these (nor TensorFlow). It builds on garden-core and
+never imports garden-vision or garden-research.
 """
 
 from garden_nlp.__about__ import __version__

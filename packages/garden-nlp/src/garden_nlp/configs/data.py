@@ -8,6 +8,8 @@ YAML's `train_data` / `validation_data` loads as is; fields Garden adds are mark
 - `SentencePredictionTextDataConfig`: the same from raw text (TSV, CSV or TFRecords of
   string features), tokenized in the input pipeline.
 - `BertPretrainDataConfig`: masked-LM pretraining from TFRecords with static masks.
+- `BertPretrainDynamicDataConfig`: the same from records of varying lengths, batched by
+  length buckets.
 - `BertPretrainTextDataConfig`: masked-LM pretraining from raw text with dynamic masking.
 - `QADataConfig`: SQuAD-style span prediction from TFRecords of features.
 - `TaggingDataConfig`: token tagging (NER, POS) from TFRecords of features.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from garden_core.config import DataConfig
+from garden_core.config import ConfigError, DataConfig
 
 _HUB = "TF Hub preprocessing modules are not loaded; set `vocab_file` and `tokenization`"
 _XLNET = "XLNet-format SQuAD features are not produced"
@@ -184,6 +186,10 @@ class BertPretrainTextDataConfig(DataConfig):
       `text_field_names` hold one document each, its sentences separated by newlines
       (Model Garden's layout).
 
+    Or from a prepared TFDS dataset (`tfds_name`, `tfds_split`, `tfds_data_dir`), such as
+    `wikipedia/20201201.en`, whose string features `text_field_names` hold the documents
+    in the same layout; `file_type` is then not used.
+
     With `use_next_sentence_label`, each sentence of a batch of `doc_batch_size` documents
     becomes segment A of one example, and segment B is the next sentence of its document
     (label 0) or, half of the time and always after a document's last sentence, a random
@@ -310,3 +316,87 @@ class TaggingDataConfig(DataConfig):
     file_type: str = "tfrecord"
 
     restrictions = ("seq_length > 0",)
+
+
+_DATA_SERVICE = "tf.data service offloading is not implemented"
+
+
+@dataclasses.dataclass
+class BertPretrainDynamicDataConfig(DataConfig):
+    """Masked-LM pretraining from TFRecords of varying lengths, batched by length buckets.
+
+    Model Garden's `pretrain_dynamic_dataloader.BertPretrainDataConfig`
+    (`bert/pretraining_dynamic`). Records hold the features of `BertPretrainDataConfig`
+    at any length: the token features (`input_ids`, `input_mask`, `segment_ids` and, with
+    `use_position_id`, `position_ids`) of one record share a length, and the masked-LM
+    features (`masked_lm_positions`, `masked_lm_ids`, `masked_lm_weights`) share theirs.
+    Trailing `[PAD]` (id 0) word ids are dropped, so fixed-length records of static
+    pretraining data are read by their real length too.
+
+    Each example goes to the first bucket of `seq_bucket_lengths` that holds it; a batch
+    takes examples of one bucket only, and its token features are padded with zeros to
+    the bucket's length (`input_mask` 0 there). The masked-LM features of a batch are padded
+    with zeros to the longest of them (`masked_lm_weights` 0 there). Every bucket batches
+    the per-replica batch size (`global_batch_size` split over the replicas); with several
+    replicas, `num_replicas_in_sync` consecutive batches come from one bucket, so all
+    replicas of a step see the same length.
+
+    Attributes:
+      input_path: TFRecord file pattern(s); see `DataConfig`.
+      global_batch_size: Examples per step over all replicas.
+      is_training: Shuffle and repeat (training) or read once in order (evaluation).
+      seq_bucket_lengths: The bucket lengths, increasing; the last is the longest record
+        accepted (a longer one is an error).
+      seq_bucket_window_scale: Model Garden widens the window of batches grouped by bucket
+        by this factor only when tf.data service runs without round-robin reads; without
+        tf.data service (Garden's pipelines), the window is `num_replicas_in_sync` batches
+        in Model Garden too.
+      use_next_sentence_label: Read `next_sentence_labels` (for a next-sentence head).
+      use_position_id: Also read `position_ids` into the features.
+      deterministic: Keep the record order of parallel reads (None: tf.data's default).
+      use_v2_feature_names: The records name the token features `input_word_ids` and
+        `input_type_ids` instead of `input_ids` and `segment_ids`.
+      seq_length: Garden: the model's sequence length; no bucket may be longer.
+      file_type: Garden: `tfrecord` or `tfrecord_compressed` (GZIP).
+    """
+
+    input_path: str | list[str] | dict[str, str | list[str]] = ""
+    global_batch_size: int = 512
+    is_training: bool | None = True
+    seq_bucket_lengths: tuple[int, ...] = (128, 256, 384, 512)
+    seq_bucket_window_scale: int = 8
+    use_next_sentence_label: bool = True
+    use_position_id: bool = False
+    deterministic: bool | None = False
+    use_v2_feature_names: bool = False
+    seq_length: int = 512
+    file_type: str = "tfrecord"
+
+    unsupported_fields = {
+        **DataConfig.unsupported_fields,
+        "tf_data_service_job_name": ("bert_pretrain", _DATA_SERVICE),
+        "enable_round_robin_tf_data_service": (False, _DATA_SERVICE),
+    }
+    restrictions = ("global_batch_size > 0", "seq_length > 0", "seq_bucket_window_scale > 0")
+
+    def validate(self, path: str = "") -> None:
+        """Checks the restrictions and that `seq_bucket_lengths` is a valid bucketing.
+
+        Raises:
+          ConfigError: If `seq_bucket_lengths` is empty, not strictly increasing, holds a
+            length below 1 or one above `seq_length`; the message names the field.
+        """
+        super().validate(path)
+        field = f"`{path + '.' if path else ''}seq_bucket_lengths`"
+        lengths = list(self.seq_bucket_lengths)
+        if not lengths:
+            raise ConfigError(f"{field} is empty; give the bucket lengths, e.g. [128, 256, 512]")
+        if lengths[0] < 1:
+            raise ConfigError(f"{field} = {lengths}: bucket lengths must be at least 1")
+        if any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
+            raise ConfigError(f"{field} = {lengths}: bucket lengths must strictly increase")
+        if lengths[-1] > self.seq_length:
+            raise ConfigError(
+                f"{field} = {lengths}: the last bucket is longer than `seq_length` "
+                f"({self.seq_length})"
+            )

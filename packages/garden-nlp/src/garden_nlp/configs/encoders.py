@@ -69,6 +69,12 @@ class BertEncoderConfig(Config):
         "type_vocab_size > 0",
         "initializer_range > 0",
     )
+    unsupported_fields = {
+        "return_word_embeddings": (
+            False,
+            "the word embeddings are not an encoder output; use `get_embedding_table()`",
+        ),
+    }
 
 
 @dataclasses.dataclass

@@ -17,61 +17,31 @@ from __future__ import annotations
 
 from garden_core.config import (
     ExperimentConfig,
-    OptimizationConfig,
     RuntimeConfig,
     TrainerConfig,
 )
 from garden_nlp.configs import data, encoders, question_answering, sentence_prediction, tagging
+from garden_nlp.configs.optimization import bert_adamw
 
 
-def _adamw_polynomial(initial_learning_rate: float, **schedule) -> OptimizationConfig:
-    """Model Garden's BERT fine-tuning optimizer: AdamW, polynomial decay, warmup."""
-    return OptimizationConfig.from_dict(
-        {
-            "optimizer": {
-                "type": "adamw",
-                "adamw": {
-                    "weight_decay_rate": 0.01,
-                    "exclude_from_weight_decay": ["LayerNorm", "layer_norm", "bias"],
-                },
-            },
-            "learning_rate": {
-                "type": "polynomial",
-                "polynomial": {
-                    "initial_learning_rate": initial_learning_rate,
-                    "end_learning_rate": 0.0,
-                    **schedule,
-                },
-            },
-            "warmup": {"type": "polynomial"},
-        }
+def _sentence_prediction(data_config: type) -> ExperimentConfig:
+    return ExperimentConfig(
+        task=sentence_prediction.SentencePredictionConfig(
+            train_data=data_config(),
+            validation_data=data_config(is_training=False, drop_remainder=False),
+        ),
+        trainer=TrainerConfig(optimizer_config=bert_adamw(3e-5)),
     )
 
 
 def bert_sentence_prediction() -> ExperimentConfig:
     """BERT on GLUE-style sentence(-pair) classification or regression (TFRecords)."""
-    return ExperimentConfig(
-        task=sentence_prediction.SentencePredictionConfig(
-            train_data=data.SentencePredictionDataConfig(),
-            validation_data=data.SentencePredictionDataConfig(
-                is_training=False, drop_remainder=False
-            ),
-        ),
-        trainer=TrainerConfig(optimizer_config=_adamw_polynomial(3e-5)),
-    )
+    return _sentence_prediction(data.SentencePredictionDataConfig)
 
 
 def bert_sentence_prediction_text() -> ExperimentConfig:
     """BERT sentence prediction from raw text, tokenized in the input pipeline."""
-    return ExperimentConfig(
-        task=sentence_prediction.SentencePredictionConfig(
-            train_data=data.SentencePredictionTextDataConfig(),
-            validation_data=data.SentencePredictionTextDataConfig(
-                is_training=False, drop_remainder=False
-            ),
-        ),
-        trainer=TrainerConfig(optimizer_config=_adamw_polynomial(3e-5)),
-    )
+    return _sentence_prediction(data.SentencePredictionTextDataConfig)
 
 
 def bert_squad() -> ExperimentConfig:
@@ -81,7 +51,7 @@ def bert_squad() -> ExperimentConfig:
             train_data=data.QADataConfig(),
             validation_data=data.QADataConfig(is_training=False),
         ),
-        trainer=TrainerConfig(optimizer_config=_adamw_polynomial(8e-5)),
+        trainer=TrainerConfig(optimizer_config=bert_adamw(8e-5)),
     )
 
 
@@ -92,7 +62,7 @@ def bert_tagging() -> ExperimentConfig:
             train_data=data.TaggingDataConfig(),
             validation_data=data.TaggingDataConfig(is_training=False, drop_remainder=False),
         ),
-        trainer=TrainerConfig(optimizer_config=_adamw_polynomial(8e-5)),
+        trainer=TrainerConfig(optimizer_config=bert_adamw(8e-5)),
     )
 
 
@@ -159,25 +129,10 @@ def bert_tiny_reviews() -> ExperimentConfig:
             max_to_keep=2,
             best_checkpoint_export_subdir="best_ckpt",
             best_checkpoint_eval_metric="cls_accuracy",
-            optimizer_config=OptimizationConfig.from_dict(
-                {
-                    "optimizer": {
-                        "type": "adamw",
-                        "adamw": {
-                            "weight_decay_rate": 0.01,
-                            "exclude_from_weight_decay": ["LayerNorm", "layer_norm", "bias"],
-                        },
-                    },
-                    "learning_rate": {
-                        "type": "polynomial",
-                        "polynomial": {
-                            "initial_learning_rate": 1e-3,
-                            "end_learning_rate": 0.0,
-                            "decay_steps": epochs * epoch,
-                        },
-                    },
-                    "warmup": {"type": "linear", "linear": {"warmup_steps": epoch // 2}},
-                }
+            optimizer_config=bert_adamw(
+                1e-3,
+                decay_steps=epochs * epoch,
+                warmup={"type": "linear", "linear": {"warmup_steps": epoch // 2}},
             ),
         ),
     )

@@ -3,40 +3,28 @@
 - `bert/pretraining`: masked LM and next-sentence prediction from pretraining TFRecords
   with static masks (`input_ids`, `masked_lm_positions`, ... as BERT's
   `create_pretraining_data.py` writes them).
-- `bert/pretraining_dynamic`: the same from raw text (one sentence per line, documents
-  separated by blank lines), tokenized, paired and masked on the fly, so every epoch sees
-  new masks; set `task.train_data.vocab_file_path`.
+- `bert/pretraining_dynamic`: the same from TFRecords of examples of varying lengths,
+  batched by length buckets (`seq_bucket_lengths`) so short examples are not padded to the
+  longest sequence length.
+- `bert/text_wiki_pretraining`: from raw text, tokenized, paired and masked on the fly, so
+  every epoch sees new masks: TFDS Wikipedia (`wikipedia/20201201.en`, prepared beforehand;
+  nothing is downloaded) by default, or text files (`input_path`, `file_type: txt`: one
+  sentence per line, documents separated by blank lines); set
+  `task.train_data.vocab_file_path`.
 
-Both train BERT-base by default for 1M steps with AdamW (weight decay 0.01, polynomial decay
+All train BERT-base by default for 1M steps with AdamW (weight decay 0.01, polynomial decay
 from 1e-4); set `task.model.encoder` and `trainer.*` for other sizes.
 """
 
 from __future__ import annotations
 
-from garden_core.config import ExperimentConfig, OptimizationConfig, RuntimeConfig, TrainerConfig
+from garden_core.config import ExperimentConfig, RuntimeConfig, TrainerConfig
 from garden_nlp.configs import data, masked_lm
+from garden_nlp.configs.optimization import bert_adamw
 
 
 def _trainer() -> TrainerConfig:
-    return TrainerConfig(
-        train_steps=1000000,
-        optimizer_config=OptimizationConfig.from_dict(
-            {
-                "optimizer": {
-                    "type": "adamw",
-                    "adamw": {
-                        "weight_decay_rate": 0.01,
-                        "exclude_from_weight_decay": ["LayerNorm", "layer_norm", "bias"],
-                    },
-                },
-                "learning_rate": {
-                    "type": "polynomial",
-                    "polynomial": {"initial_learning_rate": 1e-4, "end_learning_rate": 0.0},
-                },
-                "warmup": {"type": "polynomial"},
-            }
-        ),
-    )
+    return TrainerConfig(train_steps=1000000, optimizer_config=bert_adamw(1e-4))
 
 
 def bert_pretraining() -> ExperimentConfig:
@@ -52,11 +40,29 @@ def bert_pretraining() -> ExperimentConfig:
 
 
 def bert_pretraining_dynamic() -> ExperimentConfig:
-    """BERT pretraining from raw text with dynamic masking."""
+    """BERT pretraining from TFRecords of varying lengths, batched by length buckets."""
+    return ExperimentConfig(
+        runtime=RuntimeConfig(enable_xla=True),
+        task=masked_lm.MaskedLMConfig(
+            train_data=data.BertPretrainDynamicDataConfig(),
+            validation_data=data.BertPretrainDataConfig(is_training=False),
+        ),
+        trainer=_trainer(),
+    )
+
+
+def bert_text_wiki_pretraining() -> ExperimentConfig:
+    """BERT pretraining from raw text (TFDS Wikipedia or text files), masked on the fly."""
+
+    def wikipedia(is_training: bool) -> data.BertPretrainTextDataConfig:
+        return data.BertPretrainTextDataConfig(
+            tfds_name="wikipedia/20201201.en", tfds_split="train", is_training=is_training
+        )
+
     return ExperimentConfig(
         task=masked_lm.MaskedLMConfig(
-            train_data=data.BertPretrainTextDataConfig(),
-            validation_data=data.BertPretrainTextDataConfig(is_training=False),
+            train_data=wikipedia(True),
+            validation_data=wikipedia(False),
         ),
         trainer=_trainer(),
     )

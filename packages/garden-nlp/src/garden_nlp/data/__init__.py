@@ -7,7 +7,10 @@ through `garden_core.data.InputReader` (sharding, shuffling, caching as every Ga
 - `SentencePredictionDataLoader`, `SentencePredictionTextDataLoader`: sentence (pair)
   classification and regression from TFRecords, or from TSV / CSV / TFRecord text.
 - `BertPretrainDataLoader`: masked-LM pretraining from TFRecords with static masks.
-- `BertPretrainTextDataLoader`: masked-LM pretraining from raw text, masked dynamically.
+- `BertPretrainDynamicDataLoader`: the same from records of varying lengths, batched by
+  length buckets.
+- `BertPretrainTextDataLoader`: masked-LM pretraining from raw text (files or TFDS),
+  masked dynamically.
 - `QuestionAnsweringDataLoader`: SQuAD-style span prediction from TFRecords
   (`squad_lib` converts SQuAD JSON into them and turns logits back into answers).
 - `TaggingDataLoader`: token tagging from TFRecords (`tagging_dataloader` also converts
@@ -28,6 +31,7 @@ _EXPORTS = {
     "SentencePredictionTextDataLoader": "sentence_prediction_dataloader",
     "TextProcessor": "sentence_prediction_dataloader",
     "BertPretrainDataLoader": "pretrain_dataloader",
+    "BertPretrainDynamicDataLoader": "pretrain_dynamic_dataloader",
     "BertPretrainTextDataLoader": "pretrain_text_dataloader",
     "QuestionAnsweringDataLoader": "question_answering_dataloader",
     "TaggingDataLoader": "tagging_dataloader",

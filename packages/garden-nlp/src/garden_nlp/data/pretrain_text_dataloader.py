@@ -1,8 +1,9 @@
 """Input pipeline of BERT pretraining from raw text, with masks drawn anew every epoch.
 
 `BertPretrainTextDataLoader` reads documents (see `BertPretrainTextDataConfig`: plain
-text with one sentence per line and blank lines between documents, or TFRecords of
-string features), and builds masked-LM examples in the pipeline:
+text with one sentence per line and blank lines between documents, TFRecords of string
+features, or the string features of a prepared TFDS dataset such as
+`wikipedia/20201201.en`), and builds masked-LM examples in the pipeline:
 
 1. With next-sentence labels, `doc_batch_size` documents at a time are split into
    sentences and `next_sentence_pairs` pairs each sentence with the next one of its
@@ -163,7 +164,9 @@ class BertPretrainTextDataLoader:
     Raises:
         ConfigError: For an unknown `file_type` or `tokenization`, several text fields with
             next-sentence labels, whole-word masking with SentencePiece, replacement rates
-            above 1 in sum, or a vocabulary without `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]`.
+            above 1 in sum, a vocabulary without `[CLS]`, `[SEP]`, `[PAD]` or `[MASK]`, or
+            `tfds_as_supervised` with a TFDS source. `load` raises it for text fields that
+            a TFDS dataset lacks or that are not string features.
     """
 
     def __init__(self, params: BertPretrainTextDataConfig):
@@ -172,8 +175,15 @@ class BertPretrainTextDataLoader:
                 f"`file_type` = {params.file_type!r}: expected one of "
                 f"{', '.join(_TEXT_FILE_TYPES + FILE_TYPES)}"
             )
+        # A TFDS dataset holds its documents in features; `file_type` names files only.
+        self._text_files = params.file_type in _TEXT_FILE_TYPES and not params.tfds_name
+        if params.tfds_name and params.tfds_as_supervised:
+            raise ConfigError(
+                "`tfds_as_supervised` is true: the documents are read from the TFDS feature "
+                "dict by `text_field_names`; set it to false"
+            )
         fields = params.text_field_names or []
-        if params.file_type not in _TEXT_FILE_TYPES:
+        if not self._text_files:
             if not fields:
                 raise ConfigError("`text_field_names` is empty; name the text features")
             if len(fields) > 1 and params.use_next_sentence_label:
@@ -192,7 +202,7 @@ class BertPretrainTextDataLoader:
                 f"({params.unchanged_token_rate}) exceed 1"
             )
         self._params = params
-        self._fields = [TEXT_FIELD] if params.file_type in _TEXT_FILE_TYPES else list(fields)
+        self._fields = [TEXT_FIELD] if self._text_files else list(fields)
         self._tokenizer = build_tokenizer(
             params.tokenization, params.vocab_file_path, params.lower_case, "vocab_file_path"
         )
@@ -209,11 +219,32 @@ class BertPretrainTextDataLoader:
 
     # Decoding.
 
-    def _decode(self, record: tf.Tensor) -> dict[str, tf.Tensor]:
-        if self._params.file_type in _TEXT_FILE_TYPES:
+    # Not converted by AutoGraph, so a config error raised while tracing is not wrapped.
+    @tf.autograph.experimental.do_not_convert
+    def _decode(self, record: tf.Tensor | Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        if self._params.tfds_name:
+            return self._select_tfds_text(record)
+        if self._text_files:
             return {TEXT_FIELD: record}
         spec = {name: tf.io.FixedLenFeature([], tf.string) for name in self._fields}
         return tf.io.parse_single_example(record, spec)
+
+    def _select_tfds_text(self, record: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The text features of a TFDS example, checked to be scalar strings."""
+        name = self._params.tfds_name
+        for field in self._fields:
+            if field not in record:
+                raise ConfigError(
+                    f"`text_field_names` names {field!r}, which TFDS dataset {name!r} lacks "
+                    f"(features: {', '.join(sorted(record))})"
+                )
+            value = record[field]
+            if value.dtype != tf.string or value.shape.rank != 0:
+                raise ConfigError(
+                    f"`text_field_names` names {field!r}, which in TFDS dataset {name!r} is "
+                    f"a {value.dtype.name} feature of shape {value.shape}, not a text feature"
+                )
+        return {field: record[field] for field in self._fields}
 
     # Tokenizing and packing.
 
@@ -335,7 +366,7 @@ class BertPretrainTextDataLoader:
                 size = context.get_per_replica_batch_size(size)
             return dataset.batch(size)
 
-        if params.file_type in _TEXT_FILE_TYPES:
+        if self._text_files:
             dataset_fn = documents_from_text_file
         else:
             dataset_fn = tfrecord_lib.pick_dataset_fn(params.file_type)

@@ -87,6 +87,11 @@ class MaskedLMTask(Task):
             from garden_nlp.data import pretrain_text_dataloader
 
             return pretrain_text_dataloader.BertPretrainTextDataLoader(params).load(input_context)
+        if isinstance(params, data_configs.BertPretrainDynamicDataConfig):
+            from garden_nlp.data import pretrain_dynamic_dataloader
+
+            loader = pretrain_dynamic_dataloader.BertPretrainDynamicDataLoader(params)
+            return loader.load(input_context)
         from garden_nlp.data import pretrain_dataloader
 
         return pretrain_dataloader.BertPretrainDataLoader(params).load(input_context)
