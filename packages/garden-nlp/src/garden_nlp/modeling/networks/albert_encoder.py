@@ -14,13 +14,16 @@ from typing import Any
 import keras
 
 from garden_nlp.modeling.layers.on_device_embedding import OnDeviceEmbedding
-from garden_nlp.modeling.layers.position_embedding import PositionEmbedding
-from garden_nlp.modeling.layers.self_attention_mask import SelfAttentionMask
 from garden_nlp.modeling.layers.transformer_encoder_block import (
     TransformerEncoderBlock,
     serialize_activation,
 )
-from garden_nlp.modeling.networks.bert_encoder import truncated_normal, unpack_encoder_inputs
+from garden_nlp.modeling.networks.bert_encoder import (
+    add_embedding_layers,
+    embed,
+    truncated_normal,
+    unpack_encoder_inputs,
+)
 
 
 @keras.saving.register_keras_serializable(package="garden_nlp")
@@ -115,37 +118,7 @@ class AlbertEncoder(keras.layers.Layer):
         )
         with keras.name_scope(self.name):
             self.word_embeddings.build((None, None))  # Heads may share the table.
-        self.position_embedding = PositionEmbedding(
-            max_length=self.max_sequence_length,
-            initializer=init(),
-            dtype=policy,
-            name="position_embedding",
-        )
-        self.type_embeddings = OnDeviceEmbedding(
-            vocab_size=self.type_vocab_size,
-            embedding_width=self.embedding_width,
-            initializer=init(),
-            use_one_hot=True,
-            dtype=policy,
-            name="type_embeddings",
-        )
-        self.embedding_norm = keras.layers.LayerNormalization(
-            axis=-1, epsilon=1e-12, dtype=policy, name="embeddings_layer_norm"
-        )
-        self.embedding_dropout = keras.layers.Dropout(
-            self.dropout_rate, dtype=policy, name="embeddings_dropout"
-        )
-        self.embedding_projection = None
-        if self.embedding_width != self.hidden_size:
-            self.embedding_projection = keras.layers.EinsumDense(
-                "...x,xy->...y",
-                output_shape=self.hidden_size,
-                bias_axes="y",
-                kernel_initializer=init(),
-                dtype=policy,
-                name="embedding_projection",
-            )
-        self.self_attention_mask = SelfAttentionMask(dtype=policy, name="self_attention_mask")
+        add_embedding_layers(self, self.dropout_rate, init)
         self.shared_layer = TransformerEncoderBlock(
             num_attention_heads=self.num_attention_heads,
             inner_dim=self.intermediate_size,
@@ -184,18 +157,7 @@ class AlbertEncoder(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         word_ids, mask, type_ids = unpack_encoder_inputs(inputs, f"AlbertEncoder `{self.name}`")
-        word_embeddings = self.word_embeddings(word_ids)
-        embeddings = (
-            word_embeddings
-            + self.position_embedding(word_embeddings)
-            + self.type_embeddings(type_ids)
-        )
-        embeddings = self.embedding_norm(embeddings)
-        embeddings = self.embedding_dropout(embeddings, training=training)
-        if self.embedding_projection is not None:
-            embeddings = self.embedding_projection(embeddings)
-
-        attention_mask = self.self_attention_mask(embeddings, mask)
+        embeddings, attention_mask = embed(self, word_ids, mask, type_ids, training)
         data = embeddings
         encoder_outputs = []
         for _ in range(self.num_layers):

@@ -81,6 +81,71 @@ def truncated_normal(initializer: Any) -> Any:
     return keras.initializers.serialize(keras.initializers.get(initializer))
 
 
+def add_embedding_layers(encoder: keras.layers.Layer, dropout_rate: float, initializer) -> None:
+    """Gives `encoder` BERT's embedding sublayers besides its word embeddings.
+
+    Sets `position_embedding`, `type_embeddings` (one-hot, as the type vocabulary is
+    small), `embedding_norm`, `embedding_dropout`, `embedding_projection` (None unless
+    `encoder.embedding_width` differs from `encoder.hidden_size`) and `self_attention_mask`,
+    from the encoder's `max_sequence_length`, `type_vocab_size`, `embedding_width`,
+    `hidden_size` and dtype policy.
+
+    Args:
+      encoder: The encoder being constructed.
+      dropout_rate: Dropout after the embedding layer normalization.
+      initializer: A zero-argument function returning a fresh initializer.
+    """
+    policy = encoder.dtype_policy
+    encoder.position_embedding = PositionEmbedding(
+        max_length=encoder.max_sequence_length,
+        initializer=initializer(),
+        dtype=policy,
+        name="position_embedding",
+    )
+    encoder.type_embeddings = OnDeviceEmbedding(
+        vocab_size=encoder.type_vocab_size,
+        embedding_width=encoder.embedding_width,
+        initializer=initializer(),
+        use_one_hot=True,
+        dtype=policy,
+        name="type_embeddings",
+    )
+    encoder.embedding_norm = keras.layers.LayerNormalization(
+        axis=-1, epsilon=1e-12, dtype=policy, name="embeddings_layer_norm"
+    )
+    encoder.embedding_dropout = keras.layers.Dropout(
+        dropout_rate, dtype=policy, name="embeddings_dropout"
+    )
+    encoder.embedding_projection = None
+    if encoder.embedding_width != encoder.hidden_size:
+        encoder.embedding_projection = keras.layers.EinsumDense(
+            "...x,xy->...y",
+            output_shape=encoder.hidden_size,
+            bias_axes="y",
+            kernel_initializer=initializer(),
+            dtype=policy,
+            name="embedding_projection",
+        )
+    encoder.self_attention_mask = SelfAttentionMask(dtype=policy, name="self_attention_mask")
+
+
+def embed(encoder: keras.layers.Layer, word_ids, mask, type_ids, training=None):
+    """The embedded sequence and its `[batch, seq, seq]` attention mask (see
+    `add_embedding_layers`): word + position + type embeddings, normalized, dropped out and
+    projected to the hidden size."""
+    word_embeddings = encoder.word_embeddings(word_ids)
+    embeddings = (
+        word_embeddings
+        + encoder.position_embedding(word_embeddings)
+        + encoder.type_embeddings(type_ids)
+    )
+    embeddings = encoder.embedding_norm(embeddings)
+    embeddings = encoder.embedding_dropout(embeddings, training=training)
+    if encoder.embedding_projection is not None:
+        embeddings = encoder.embedding_projection(embeddings)
+    return embeddings, encoder.self_attention_mask(embeddings, mask)
+
+
 @keras.saving.register_keras_serializable(package="garden_nlp")
 class BertEncoder(keras.layers.Layer):
     """BERT's Transformer encoder.
@@ -202,37 +267,7 @@ class BertEncoder(keras.layers.Layer):
             # The table exists from the start, so that heads can share it (`MaskedLM`).
             with keras.name_scope(self.name):
                 self.word_embeddings.build((None, None))
-        self.position_embedding = PositionEmbedding(
-            max_length=self.max_sequence_length,
-            initializer=init(),
-            dtype=policy,
-            name="position_embedding",
-        )
-        self.type_embeddings = OnDeviceEmbedding(
-            vocab_size=self.type_vocab_size,
-            embedding_width=self.embedding_width,
-            initializer=init(),
-            use_one_hot=True,
-            dtype=policy,
-            name="type_embeddings",
-        )
-        self.embedding_norm = keras.layers.LayerNormalization(
-            axis=-1, epsilon=1e-12, dtype=policy, name="embeddings_layer_norm"
-        )
-        self.embedding_dropout = keras.layers.Dropout(
-            self.output_dropout, dtype=policy, name="embeddings_dropout"
-        )
-        self.embedding_projection = None
-        if self.embedding_width != self.hidden_size:
-            self.embedding_projection = keras.layers.EinsumDense(
-                "...x,xy->...y",
-                output_shape=self.hidden_size,
-                bias_axes="y",
-                kernel_initializer=init(),
-                dtype=policy,
-                name="embedding_projection",
-            )
-        self.self_attention_mask = SelfAttentionMask(dtype=policy, name="self_attention_mask")
+        add_embedding_layers(self, self.output_dropout, init)
         self._layer_names = []
         for i in range(self.num_layers):
             layer = TransformerEncoderBlock(
@@ -284,18 +319,7 @@ class BertEncoder(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         word_ids, mask, type_ids = unpack_encoder_inputs(inputs, f"BertEncoder `{self.name}`")
-        word_embeddings = self.word_embeddings(word_ids)
-        embeddings = (
-            word_embeddings
-            + self.position_embedding(word_embeddings)
-            + self.type_embeddings(type_ids)
-        )
-        embeddings = self.embedding_norm(embeddings)
-        embeddings = self.embedding_dropout(embeddings, training=training)
-        if self.embedding_projection is not None:
-            embeddings = self.embedding_projection(embeddings)
-
-        attention_mask = self.self_attention_mask(embeddings, mask)
+        embeddings, attention_mask = embed(self, word_ids, mask, type_ids, training)
         data = embeddings
         encoder_outputs, attention_scores = [], []
         for i, layer in enumerate(self.transformer_layers):
