@@ -317,3 +317,24 @@ def test_the_readme_fine_tuning_config_loads(tmp_path):
     assert params.task.train_data.text_fields == ["sentence"]
     assert params.task.model.encoder.bert.vocab_size == 30522
     assert params.trainer.optimizer_config.warmup.polynomial.warmup_steps == 600
+
+
+@pytest.mark.parametrize("use_encoder_pooler", [True, False])
+def test_the_encoder_pooler_trains_only_when_the_classifier_uses_it(use_encoder_pooler):
+    params = registry.get_experiment_config("bert/sentence_prediction")
+    params.override(
+        {
+            "task": {
+                "model": {
+                    "num_classes": 2,
+                    "encoder": TINY_ENCODER,
+                    "use_encoder_pooler": use_encoder_pooler,
+                }
+            }
+        }
+    )
+    model = task_factory.get_task(params.task).build_model()
+    pooler = model.checkpoint_items["encoder"].pooler_layer.kernel
+    trainable = {id(v) for v in model.trainable_variables}
+    assert (id(pooler) in trainable) == use_encoder_pooler
+    assert id(pooler) in {id(v) for v in model.weights}  # Still checkpointed.

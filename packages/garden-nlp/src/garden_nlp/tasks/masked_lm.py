@@ -66,6 +66,7 @@ class MaskedLMTask(Task):
             mlm_initializer=keras.initializers.TruncatedNormal(stddev=config.mlm_initializer_range),
             classification_heads=heads,
         )
+        utils.freeze_unused_pooler(model)
         return utils.build_variables(model, {"masked_lm_positions": tf.zeros([1, 1], tf.int32)})
 
     def initialize(self, model: keras.Model) -> None:

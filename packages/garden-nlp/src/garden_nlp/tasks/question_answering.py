@@ -45,6 +45,7 @@ class QuestionAnsweringTask(Task):
             network=encoders.build_encoder(encoder),
             initializer=utils.encoder_initializer(encoder),
         )
+        utils.freeze_unused_pooler(model)
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:

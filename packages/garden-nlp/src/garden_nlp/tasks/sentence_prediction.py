@@ -57,6 +57,8 @@ class SentencePredictionTask(Task):
             dropout_rate=config.dropout_rate,
             use_encoder_pooler=config.use_encoder_pooler,
         )
+        if not config.use_encoder_pooler:
+            utils.freeze_unused_pooler(model)
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:

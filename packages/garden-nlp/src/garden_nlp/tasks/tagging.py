@@ -51,6 +51,7 @@ class TaggingTask(Task):
             initializer=keras.initializers.TruncatedNormal(stddev=config.head_initializer_range),
             dropout_rate=config.head_dropout,
         )
+        utils.freeze_unused_pooler(model)
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:

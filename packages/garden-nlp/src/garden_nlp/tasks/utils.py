@@ -30,6 +30,18 @@ def build_variables(model: keras.Model, extra_inputs: Mapping[str, Any] | None =
     return model
 
 
+def freeze_unused_pooler(model: keras.Model) -> None:
+    """Takes the encoder's pooler out of training, for models whose heads do not use it.
+
+    Such a model (a span labeler, a token classifier, a pretrainer whose heads pool `[CLS]`
+    themselves, a classifier without `use_encoder_pooler`) gives the pooler no gradient; it
+    stays in checkpoints, so a later fine-tuning can still start from it.
+    """
+    pooler = getattr(model.checkpoint_items["encoder"], "pooler_layer", None)
+    if pooler is not None:
+        pooler.trainable = False
+
+
 def restore_pretrained(
     path: str,
     items: Mapping[str, Any],
