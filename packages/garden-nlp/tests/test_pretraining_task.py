@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import nlp_runs
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory, train_lib
+from garden_core import registry, task_factory
 from garden_nlp.data import tfrecord_lib
 
 WORDS = [f"w{i}" for i in range(24)]
@@ -101,14 +102,6 @@ def experiment(name: str, task: dict):
     return params
 
 
-def run(params, model_dir, mode="train_and_eval"):
-    task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-    _, logs = train_lib.run_experiment(
-        tf.distribute.get_strategy(), task, mode, params, str(model_dir)
-    )
-    return logs
-
-
 def static_data(data_dir) -> dict:
     common = {
         "seq_length": SEQ_LENGTH,
@@ -126,7 +119,7 @@ def pretrained(data_dir, tmp_path_factory):
     params = experiment("bert/pretraining", static_data(data_dir))
     params.runtime.enable_xla = False
     model_dir = tmp_path_factory.mktemp("pretrain_run")
-    return params, model_dir, run(params, model_dir)
+    return params, model_dir, nlp_runs.run(params, model_dir)
 
 
 def test_pretraining_from_tfrecords_learns_masked_tokens(pretrained):
@@ -184,7 +177,7 @@ def test_pretraining_from_raw_text_with_dynamic_masks(data_dir, tmp_path):
     first_features, first_labels = next(batches)
     assert first_features["masked_lm_positions"].shape == (8, MAX_PREDICTIONS)
     assert set(np.unique(first_labels["next_sentence_labels"])) <= {0, 1}
-    logs = run(params, tmp_path)
+    logs = nlp_runs.run(params, tmp_path)
     assert np.isfinite(logs["lm_example_loss"])
 
 
@@ -215,12 +208,7 @@ def test_a_classifier_fine_tunes_from_the_pretraining_run(pretrained, tmp_path):
 
 def test_export_serves_masked_lm_logits(pretrained, tmp_path, capsys):
     params, model_dir, _ = pretrained
-    config_file = tmp_path / "params.yaml"
-    config_file.write_text(params.as_yaml())
-    status = cli.main(
-        ["export", "--experiment", "bert/pretraining", "--config_file", str(config_file)]
-        + ["--checkpoint_path", str(model_dir), "--export_dir", str(tmp_path / "export")]
-    )
+    status = nlp_runs.export(params, "bert/pretraining", model_dir, tmp_path)
     assert status == 0, capsys.readouterr().err
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     record = pretraining_records(2, 5)

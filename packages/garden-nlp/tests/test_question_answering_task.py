@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import nlp_runs
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory, train_lib
+from garden_core import registry
 from garden_nlp.data import squad_lib
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
@@ -115,11 +116,7 @@ def trained(data_dir, tmp_path_factory):
     )
     params.validate()
     model_dir = tmp_path_factory.mktemp("squad_run")
-    task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-    _, logs = train_lib.run_experiment(
-        tf.distribute.get_strategy(), task, "train_and_eval", params, str(model_dir)
-    )
-    return params, model_dir, logs
+    return params, model_dir, nlp_runs.run(params, model_dir)
 
 
 def test_training_learns_to_point_at_the_answer(trained, data_dir):
@@ -138,12 +135,7 @@ def test_training_learns_to_point_at_the_answer(trained, data_dir):
 
 def test_export_serves_start_and_end_logits(trained, tmp_path, capsys):
     params, model_dir, _ = trained
-    config_file = tmp_path / "params.yaml"
-    config_file.write_text(params.as_yaml())
-    status = cli.main(
-        ["export", "--experiment", "bert/squad", "--config_file", str(config_file)]
-        + ["--checkpoint_path", str(model_dir), "--export_dir", str(tmp_path / "export")]
-    )
+    status = nlp_runs.export(params, "bert/squad", model_dir, tmp_path)
     assert status == 0, capsys.readouterr().err
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     ids = tf.constant([[2, 5, 3, 6, 3, 0]], tf.int32)

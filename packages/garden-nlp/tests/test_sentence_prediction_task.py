@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import nlp_runs
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory, train_lib
+from garden_core import registry, task_factory
 from garden_core.config import ConfigError
 from garden_nlp.data import tfrecord_lib
 
@@ -103,14 +104,6 @@ def experiment(name: str, task: dict, steps: int = 60):
     return params
 
 
-def run(params, model_dir, mode="train_and_eval"):
-    task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-    _, logs = train_lib.run_experiment(
-        tf.distribute.get_strategy(), task, mode, params, str(model_dir)
-    )
-    return logs
-
-
 def tfrecord_data(data_dir, suffix="", **extra):
     common = {"seq_length": SEQ_LENGTH, "global_batch_size": 16, **extra}
     return {
@@ -142,7 +135,7 @@ def trained_text(data_dir, tmp_path_factory):
         {"model": {"num_classes": 2, "encoder": TINY_ENCODER}, **text_data(data_dir)},
     )
     model_dir = tmp_path_factory.mktemp("text_run")
-    return params, model_dir, run(params, model_dir)
+    return params, model_dir, nlp_runs.run(params, model_dir)
 
 
 def test_training_from_raw_text_learns_the_labels(trained_text):
@@ -164,7 +157,7 @@ def test_tfrecords_with_matthews_correlation(data_dir, tmp_path):
             **tfrecord_data(data_dir),
         },
     )
-    logs = run(params, tmp_path)
+    logs = nlp_runs.run(params, tmp_path)
     assert logs["matthews_corrcoef"] > 0.8
     assert logs["cls_accuracy"] > 0.9
 
@@ -178,7 +171,7 @@ def test_regression_reports_pearson_spearman(data_dir, tmp_path):
             **tfrecord_data(data_dir, "_regression", label_type="float"),
         },
     )
-    logs = run(params, tmp_path)
+    logs = nlp_runs.run(params, tmp_path)
     assert logs["pearson_spearman_corr"] > 0.8
     assert "mean_squared_error" in logs
 
@@ -212,13 +205,9 @@ def test_fine_tuning_starts_from_a_pretrained_encoder(trained_text, data_dir, tm
 
 def test_export_serves_token_ids_and_raw_text(trained_text, data_dir, tmp_path, capsys):
     params, model_dir, _ = trained_text
-    config_file = tmp_path / "params.yaml"
-    config_file.write_text(params.as_yaml())
     export_dir = tmp_path / "export"
-    status = cli.main(
-        ["export", "--experiment", "bert/sentence_prediction_text"]
-        + ["--config_file", str(config_file), "--checkpoint_path", str(model_dir)]
-        + ["--export_dir", str(export_dir), "--input_type", "serve_text,serve"]
+    status = nlp_runs.export(
+        params, "bert/sentence_prediction_text", model_dir, tmp_path, "serve_text,serve"
     )
     assert status == 0, capsys.readouterr().err
     (data_dir / "vocab.txt").rename(data_dir / "vocab.moved")  # Serving must not read it.
@@ -259,13 +248,9 @@ def test_serve_text_without_a_vocabulary_is_a_clear_error(data_dir, tmp_path, ca
         {"model": {"num_classes": 2, "encoder": TINY_ENCODER}, **tfrecord_data(data_dir)},
         steps=2,
     )
-    run(params, tmp_path / "run", mode="train")
-    config_file = tmp_path / "params.yaml"
-    config_file.write_text(params.as_yaml())
-    status = cli.main(
-        ["export", "--experiment", "bert/sentence_prediction", "--config_file", str(config_file)]
-        + ["--checkpoint_path", str(tmp_path / "run"), "--export_dir", str(tmp_path / "export")]
-        + ["--input_type", "serve_text"]
+    nlp_runs.run(params, tmp_path / "run", mode="train")
+    status = nlp_runs.export(
+        params, "bert/sentence_prediction", tmp_path / "run", tmp_path, "serve_text"
     )
     assert status != 0
     assert "vocab_file" in capsys.readouterr().err

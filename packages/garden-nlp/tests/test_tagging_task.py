@@ -3,11 +3,12 @@ positions, token accuracy and span F1 after evaluation, and export."""
 
 from __future__ import annotations
 
+import nlp_runs
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory, train_lib
+from garden_core import registry, task_factory
 from garden_core.config import ConfigError
 from garden_nlp.data import tagging_dataloader
 from garden_nlp.data.tokenization import FullTokenizer
@@ -93,11 +94,7 @@ def trained(data_dir, tmp_path_factory):
     )
     params.validate()
     model_dir = tmp_path_factory.mktemp("tagging_run")
-    task = task_factory.get_task(params.task, logging_dir=str(model_dir))
-    _, logs = train_lib.run_experiment(
-        tf.distribute.get_strategy(), task, "train_and_eval", params, str(model_dir)
-    )
-    return params, model_dir, logs
+    return params, model_dir, nlp_runs.run(params, model_dir)
 
 
 def test_training_tags_people_and_places(trained):
@@ -124,12 +121,7 @@ def test_the_loss_ignores_positions_labelled_minus_one(trained):
 
 def test_export_serves_tag_ids(trained, tmp_path, capsys):
     params, model_dir, _ = trained
-    config_file = tmp_path / "params.yaml"
-    config_file.write_text(params.as_yaml())
-    status = cli.main(
-        ["export", "--experiment", "bert/tagging", "--config_file", str(config_file)]
-        + ["--checkpoint_path", str(model_dir), "--export_dir", str(tmp_path / "export")]
-    )
+    status = nlp_runs.export(params, "bert/tagging", model_dir, tmp_path)
     assert status == 0, capsys.readouterr().err
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     words = ["[CLS]", "anna", "went", "to", "rome", "[SEP]"]

@@ -547,6 +547,26 @@ class ConversionResult:
     ignored: dict[str, list[str]]
 
 
+def finish_conversion(
+    output_dir: str,
+    items: Mapping[str, Any],
+    config: BertEncoderConfig,
+    overwrite: bool,
+    source: SourceTensors,
+    ignored: dict[str, list[str]],
+) -> ConversionResult:
+    """Writes the converted `items` and `config` (see `write_converted_checkpoint`) and
+    describes what was written."""
+    path = write_converted_checkpoint(output_dir, items, config, overwrite)
+    return ConversionResult(
+        checkpoint_path=path,
+        encoder_config_path=os.path.join(os.path.dirname(path), ENCODER_CONFIG_FILE),
+        checkpoint_items=tuple(items),
+        num_converted=len(source.used),
+        ignored=ignored,
+    )
+
+
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     """Adds `--output_dir`, `--include_pretraining_heads` and `--overwrite`."""
     parser.add_argument(

@@ -334,14 +334,7 @@ def convert_hf_bert_checkpoint(
         _check_tied(source, "cls.predictions.decoder.weight", prefix + _EMBEDDINGS)
         _check_tied(source, "cls.predictions.decoder.bias", "cls.predictions.bias")
     ignored = common.check_all_used(source, _ignorable(prefix, include_pretraining_heads))
-    path = common.write_converted_checkpoint(output_dir, items, config, overwrite)
-    return common.ConversionResult(
-        checkpoint_path=path,
-        encoder_config_path=os.path.join(os.path.dirname(path), common.ENCODER_CONFIG_FILE),
-        checkpoint_items=tuple(items),
-        num_converted=len(source.used),
-        ignored=ignored,
-    )
+    return common.finish_conversion(output_dir, items, config, overwrite, source, ignored)
 
 
 def _parser() -> argparse.ArgumentParser:

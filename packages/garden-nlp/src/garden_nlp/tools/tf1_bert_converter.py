@@ -237,14 +237,7 @@ def convert_tf1_bert_checkpoint(
         mappings += _head_mappings(items["masked_lm"], items["next_sentence"])
     common.assign_weights(mappings, source)
     ignored = common.check_all_used(source, _ignorable(include_pretraining_heads))
-    path = common.write_converted_checkpoint(output_dir, items, config, overwrite)
-    return common.ConversionResult(
-        checkpoint_path=path,
-        encoder_config_path=os.path.join(os.path.dirname(path), common.ENCODER_CONFIG_FILE),
-        checkpoint_items=tuple(items),
-        num_converted=len(source.used),
-        ignored=ignored,
-    )
+    return common.finish_conversion(output_dir, items, config, overwrite, source, ignored)
 
 
 def _parser() -> argparse.ArgumentParser:
