@@ -10,20 +10,15 @@ so both see the same machine load; the table reports medians and Garden / Model 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
+
+import compare_lib
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nlp_bench.py")
 
 
 def _run(python: str, *args: str) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [python, BENCH, *args], check=True, capture_output=True, text=True, env=env
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return compare_lib.run_json(python, BENCH, *args)
 
 
 def main() -> None:
@@ -54,8 +49,6 @@ def main() -> None:
     for library, python in sides.items():
         results[("import", library)] = [_run(python, "import", "--library", library)["seconds"]]
 
-    print("| measurement | garden-nlp | tf-models-official 2.20 | Garden / Model Garden |")
-    print("|---|---|---|---|")
     rows = [
         (
             "train",
@@ -64,14 +57,7 @@ def main() -> None:
         ),
         ("import", "`import garden_nlp.modeling` / `import official.nlp.modeling`, s", False),
     ]
-    for key, label, higher_is_better in rows:
-        garden = statistics.median(results[(key, "garden")])
-        tfm = statistics.median(results[(key, "tfm")])
-        ratio = garden / tfm if higher_is_better else tfm / garden
-        note = "" if higher_is_better else " (smaller is better; ratio is MG / Garden)"
-        runs = " ".join(f"{v:.3g}" for v in results[(key, "garden")])
-        tfm_runs = " ".join(f"{v:.3g}" for v in results[(key, "tfm")])
-        print(f"| {label}{note} | {garden:.3g} ({runs}) | {tfm:.3g} ({tfm_runs}) | {ratio:.2f}x |")
+    compare_lib.print_table("garden-nlp", results, rows, show_runs=True)
     print(
         f"\nTrainable parameters: garden {results[('parameters', 'garden')][0]:,}, "
         f"tf-models-official {results[('parameters', 'tfm')][0]:,}"

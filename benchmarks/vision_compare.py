@@ -10,21 +10,16 @@ so both see the same machine load; the table reports medians and Garden / Model 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import tempfile
+
+import compare_lib
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vision_bench.py")
 
 
 def _run(python: str, *args: str) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [python, BENCH, *args], check=True, capture_output=True, text=True, env=env
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return compare_lib.run_json(python, BENCH, *args)
 
 
 def main() -> None:
@@ -64,14 +59,7 @@ def main() -> None:
         ("import_resnet", "import of the ResNet backbone module (loads TensorFlow), s", False),
         ("size", "installed size beyond TensorFlow, MB", False),
     ]
-    print("| measurement | garden-vision | tf-models-official 2.20 | Garden / Model Garden |")
-    print("|---|---|---|---|")
-    for key, label, higher_is_better in rows:
-        garden = statistics.median(results[(key, "garden")])
-        tfm = statistics.median(results[(key, "tfm")])
-        ratio = garden / tfm if higher_is_better else tfm / garden
-        note = "" if higher_is_better else " (smaller is better; ratio is MG / Garden)"
-        print(f"| {label}{note} | {garden:.3g} | {tfm:.3g} | {ratio:.2f}x |")
+    compare_lib.print_table("garden-vision", results, rows)
 
 
 if __name__ == "__main__":
