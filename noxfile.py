@@ -177,6 +177,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
     session.run("python", str(ROOT / "benchmarks" / "orbit_bench.py"), *session.posargs, env=env)
     session.run("python", str(ROOT / "benchmarks" / "runtime_bench.py"), env=env)
+    session.run("python", str(ROOT / "benchmarks" / "eval_stall_bench.py"), env=env)
+    session.run("python", str(ROOT / "benchmarks" / "resume_bench.py"), env=env)
     # garden-vision and garden-nlp side by side with tf-models-official, installed in a venv
     # of its own (it pins its own TensorFlow) and run alternately with this session's.
     tfm = Path(session.create_tmp()).resolve() / "tf-models-official"
@@ -187,7 +189,8 @@ def bench(session: nox.Session) -> None:
         else:
             session.run("python", "-m", "venv", str(tfm))
             install = [str(tfm / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        session.run(*install, TF_MODELS_OFFICIAL, external=True)
+        # Model Garden's NLP tasks import tensorflow_hub, which needs pkg_resources (setuptools<81).
+        session.run(*install, TF_MODELS_OFFICIAL, "setuptools<81", external=True)
     for compare in ("vision_compare.py", "nlp_compare.py"):
         session.run(
             "python",

@@ -15,14 +15,18 @@ sides alternately and prints the table recorded in benchmarks/README.md. What is
   without LayerNorm and bias, polynomial decay from 3e-5) and sparse softmax cross-entropy,
   in the same `tf.function` step on both sides; examples/s over the timed steps after
   warm-up steps (tracing excluded).
-- `import`: wall time of `import garden_nlp.modeling` / `import official.nlp.modeling`.
+- `import`: wall time of importing what building and training a BERT sentence classifier
+  needs (`IMPORTS`: the encoder networks, the classifier models, the sentence-prediction
+  task, the optimizer factory and the training driver) in a fresh interpreter, interpreter
+  start-up excluded; median of `--repeats` fresh processes (`compare_lib.time_import`, the
+  same measurement as `vision_bench.py import`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import statistics
 import sys
 import time
 
@@ -45,6 +49,26 @@ OPTIMIZER = {
         },
     },
     "warmup": {"type": "polynomial", "polynomial": {"warmup_steps": 10}},
+}
+
+
+# What building and training a BERT sentence classifier imports, the same work on each side:
+# encoder networks, classifier models, task, optimizer factory, training driver.
+IMPORTS = {
+    "garden": (
+        "garden_nlp.modeling.networks",
+        "garden_nlp.modeling.models",
+        "garden_nlp.tasks.sentence_prediction",
+        "garden_core.optimization",
+        "garden_core.train_lib",
+    ),
+    "tfm": (
+        "official.nlp.modeling.networks",
+        "official.nlp.modeling.models",
+        "official.nlp.tasks.sentence_prediction",
+        "official.modeling.optimization",
+        "official.core.train_lib",
+    ),
 }
 
 
@@ -138,14 +162,19 @@ def train(library: str, batch_size: int, seq_length: int, warmup: int, steps: in
     )
 
 
-def import_time(library: str) -> None:
-    """Times `import garden_nlp.modeling` or `import official.nlp.modeling` in a fresh process."""
-    module = "garden_nlp.modeling" if library == "garden" else "official.nlp.modeling"
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+def import_time(library: str, repeats: int) -> None:
+    """Times importing `IMPORTS[library]` in `repeats` fresh processes; emits the median."""
+    import compare_lib
+
+    records = [compare_lib.time_import(sys.executable, IMPORTS[library]) for _ in range(repeats)]
+    times = [record["seconds"] for record in records]
+    _emit(
+        library=library,
+        modules=list(IMPORTS[library]),
+        seconds=statistics.median(times),
+        runs=times,
+        modules_loaded=records[0]["modules_loaded"],
     )
-    _emit(library=library, seconds=float(result.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -157,13 +186,14 @@ def main() -> None:
     training.add_argument("--seq_length", type=int, default=128)
     training.add_argument("--warmup", type=int, default=2)
     training.add_argument("--steps", type=int, default=5)
-    importing = commands.add_parser("import", help="time the modeling package's import")
+    importing = commands.add_parser("import", help="time importing what BERT training needs")
     importing.add_argument("--library", choices=["garden", "tfm"], required=True)
+    importing.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if args.command == "train":
         train(args.library, args.batch_size, args.seq_length, args.warmup, args.steps)
     else:
-        import_time(args.library)
+        import_time(args.library, args.repeats)
 
 
 if __name__ == "__main__":

@@ -14,20 +14,24 @@ is each library's `BertTokenizer` over the same uncased WordPiece vocabulary and
 its `BertPackInputs(seq_length=128)`. After one warm-up pass (tracing), `--passes` timed
 passes; the script reports sentences per second of wall time and per CPU-second (process
 CPU time of all threads, which other load on the machine hardly moves), and a checksum of
-the packed ids so both sides can be seen to produce the same inputs.
+the packed ids (`--ids_file` also saves them, as one int32 array per feature in an `.npz`).
 
-- `--impl garden`: `garden_nlp.text.BertTokenizer` + `BertPackInputs` (Keras 3, TF 2.21).
-- `--impl official`: `official.nlp.modeling.layers.BertTokenizer` + `BertPackInputs`
-  (tf-models-official, tf_keras).
-- `--impl official_fast`: Model Garden's `FastWordpieceBertTokenizer` + `BertPackInputs`.
+- `--impl garden`: `garden_nlp.text.BertTokenizer` + `BertPackInputs` (Keras 3, TF 2.21;
+  tf-text's `FastBertTokenizer`, FastWordpiece, for the standard uncased options).
+- `--impl official_fast`: Model Garden's fast path, `official.nlp.modeling.layers.
+  FastWordpieceBertTokenizer` + `BertPackInputs` (tf-models-official, tf_keras).
+- `--impl official`: Model Garden's `BertTokenizer` (tf-text's `BertTokenizer`, the slow
+  WordPiece path) + `BertPackInputs`.
 
 The generated data: a vocabulary of about 30,000 tokens (the five special tokens,
 punctuation, letters, about 18,000 words and 11,000 `##` suffix pieces made of
 syllables) and 20,000 sentences of 10 to 40 words: 70 % vocabulary words, 20 % words made of
 a word and one or two suffix pieces (WordPiece splits them), 10 % random letter strings
 (split into many pieces), some capitalized, some punctuation. `--compare_with` writes it
-once, then runs each side in fresh processes, alternating, and prints medians and the
-Garden / Model Garden ratio.
+once, then runs Garden, Model Garden's fast path and Model Garden's slow path in fresh
+processes, alternating, and prints medians, spreads and the Garden / Model Garden ratios;
+fast against fast is the headline. It fails (exit status 1, naming the side, the number of
+sentences that differ and the first of them) unless every side packs exactly Garden's ids.
 """
 
 from __future__ import annotations
@@ -127,8 +131,28 @@ def _layers(impl: str, vocab_file: str, seq_length: int):
     return tokenizer, packer
 
 
-def measure(impl: str, data_dir: str, batch_size: int, seq_length: int, passes: int) -> dict:
-    """Runs the pipeline once to warm up, then `passes` times; returns the record."""
+_FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def measure(
+    impl: str,
+    data_dir: str,
+    batch_size: int,
+    seq_length: int,
+    passes: int,
+    ids_file: str | None = None,
+) -> dict:
+    """Runs the pipeline once to warm up, then `passes` times; returns the record.
+
+    Args:
+      impl: One of `IMPLS`.
+      data_dir: Holds `vocab.txt` and `corpus.txt`.
+      batch_size: Sentences per batch.
+      seq_length: The packer's sequence length.
+      passes: Timed passes over the corpus.
+      ids_file: If set, the packed features of the warm-up pass are saved there (`.npz`).
+    """
+    import numpy as np
     import tensorflow as tf
 
     with open(os.path.join(data_dir, "corpus.txt"), encoding="utf-8") as f:
@@ -142,10 +166,16 @@ def measure(impl: str, data_dir: str, batch_size: int, seq_length: int, passes: 
     )
     digest = hashlib.sha256()
     tokens = 0
+    produced: dict[str, list] = {key: [] for key in _FEATURES}
     for features in dataset:  # Warm-up: tracing; also a digest of what is produced.
-        for key in ("input_word_ids", "input_mask", "input_type_ids"):
-            digest.update(features[key].numpy().astype("<i4").tobytes())
+        for key in _FEATURES:
+            values = features[key].numpy().astype("<i4")
+            digest.update(values.tobytes())
+            if ids_file:
+                produced[key].append(values)
         tokens += int(features["input_mask"].numpy().sum())
+    if ids_file:
+        np.savez(ids_file, **{key: np.concatenate(produced[key]) for key in _FEATURES})
     rates = []
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(passes):
@@ -177,38 +207,140 @@ def measure(impl: str, data_dir: str, batch_size: int, seq_length: int, passes: 
 # Both sides.
 
 
-def _run_side(python: str, impl: str, args: argparse.Namespace, data_dir: str) -> dict:
+_LABELS = {
+    "garden": "garden-nlp `BertTokenizer` (FastWordpiece)",
+    "official_fast": "Model Garden `FastWordpieceBertTokenizer` (fast path)",
+    "official": "Model Garden `BertTokenizer` (slow path)",
+}
+
+
+def _run_side(
+    python: str, impl: str, args: argparse.Namespace, data_dir: str, ids_file: str | None
+) -> dict:
     command = [python, os.path.abspath(__file__), "--impl", impl, "--json", "--data_dir", data_dir]
     command += ["--batch_size", str(args.batch_size), "--seq_length", str(args.seq_length)]
     command += ["--passes", str(args.passes)]
+    if ids_file:
+        command += ["--ids_file", ids_file]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(
+            f"nlp_tokenizer_bench.py: side {impl!r} ({python}) failed with exit status "
+            f"{result.returncode}:\n{result.stderr[-3000:]}"
+        )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def check_same_ids(data_dir: str, ids_files: dict[str, str]) -> list[str]:
+    """Compares every side's packed ids with Garden's; returns one message per differing side.
+
+    Args:
+      data_dir: Holds `corpus.txt`, to quote the first sentence that differs.
+      ids_files: Side name to its `.npz` of packed features; must include `garden`.
+    """
+    import numpy as np
+
+    with open(os.path.join(data_dir, "corpus.txt"), encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    reference = np.load(ids_files["garden"])
+    problems = []
+    for impl, path in ids_files.items():
+        if impl == "garden":
+            continue
+        other = np.load(path)
+        for key in _FEATURES:
+            want, got = reference[key], other[key]
+            if want.shape != got.shape:
+                problems.append(
+                    f"{impl}: {key} has shape {got.shape}, garden's has shape {want.shape}"
+                )
+                continue
+            rows = np.flatnonzero(np.any(want != got, axis=1))
+            if rows.size:
+                first = int(rows[0])
+                columns = np.flatnonzero(want[first] != got[first])
+                problems.append(
+                    f"{impl}: {key} differs from garden's in {rows.size} of {len(want)} "
+                    f"sentences; first sentence {first}: {lines[first]!r}\n"
+                    f"  positions {columns[:10].tolist()}: garden "
+                    f"{want[first][columns[:10]].tolist()}, {impl} "
+                    f"{got[first][columns[:10]].tolist()}"
+                )
+    return problems
+
+
+def _cell(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+
 def compare(args: argparse.Namespace) -> None:
-    """Runs Garden (this interpreter) and Model Garden (`--compare_with`) alternately."""
-    sides = {"garden": sys.executable, "official": args.compare_with}
+    """Runs Garden (this interpreter) and both Model Garden paths (`--compare_with`).
+
+    Sides alternate within each repeat, so all see the same machine load. The first repeat
+    also saves every side's packed ids; any side whose ids differ from Garden's ends the
+    benchmark with exit status 1.
+    """
+    sides = {"garden": sys.executable, "official_fast": args.compare_with}
+    if not args.skip_slow:
+        sides["official"] = args.compare_with
     records: dict[str, list[dict]] = {impl: [] for impl in sides}
     with tempfile.TemporaryDirectory() as data_dir:
         make_data(data_dir, num_sentences=args.sentences)
-        for _ in range(args.repeats):
+        ids_files = {impl: os.path.join(data_dir, f"ids_{impl}.npz") for impl in sides}
+        for repeat in range(args.repeats):
             for impl, python in sides.items():
-                records[impl].append(_run_side(python, impl, args, data_dir))
-    same = len({record["checksum"] for side in records.values() for record in side}) == 1
+                ids_file = ids_files[impl] if repeat == 0 else None
+                record = _run_side(python, impl, args, data_dir, ids_file)
+                records[impl].append(record)
+                print(
+                    f"run {repeat + 1} {impl}: {record['sentences_per_s']:.0f} sentences/s, "
+                    f"{record['sentences_per_cpu_s']:.0f} per CPU-second",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if repeat == 0:
+                problems = check_same_ids(data_dir, ids_files)
+                if problems:
+                    sys.exit(
+                        "nlp_tokenizer_bench.py: FAILED, the sides pack different ids "
+                        "(same vocabulary, sentences and packing), so their speeds cannot be "
+                        "compared:\n" + "\n".join(problems)
+                    )
+    checksums = {impl: {r["checksum"] for r in side} for impl, side in records.items()}
+    if any(c != checksums["garden"] or len(c) != 1 for c in checksums.values()):
+        sys.exit(f"nlp_tokenizer_bench.py: FAILED, packed-id checksums differ: {checksums}")
+    garden = records["garden"][0]
     print(
-        f"| measurement (batch {args.batch_size}, seq_length {args.seq_length}) "
-        "| garden-nlp | tf-models-official | Garden / Model Garden |"
+        f"Raw sentences to packed BERT inputs: {garden['sentences']:,} sentences, batch "
+        f"{args.batch_size}, seq_length {args.seq_length}, {args.passes} timed passes a run, "
+        f"{args.repeats} runs a side, alternating; medians (min–max). tensorflow-text: "
+        + ", ".join(f"{impl} {records[impl][0]['tensorflow_text']}" for impl in sides)
     )
-    print("|---|---|---|---|")
-    for key, label in (
-        ("sentences_per_s", "BertTokenizer + BertPackInputs, sentences/s"),
-        ("sentences_per_cpu_s", "BertTokenizer + BertPackInputs, sentences per CPU-second"),
-    ):
-        garden = statistics.median(r[key] for r in records["garden"])
-        official = statistics.median(r[key] for r in records["official"])
-        print(f"| {label} | {garden:.0f} | {official:.0f} | {garden / official:.2f}x |")
-    print(f"\nIdentical packed inputs on both sides: {'yes' if same else 'NO'}")
+    print()
+    print("| tokenizer + `BertPackInputs` | sentences/s | sentences per CPU-second "
+          "| Garden / this, wall | Garden / this, CPU |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    medians = {
+        impl: {key: statistics.median(r[key] for r in side) for key in
+               ("sentences_per_s", "sentences_per_cpu_s")}
+        for impl, side in records.items()
+    }  # fmt: skip
+    for impl, side in records.items():
+        wall = [r["sentences_per_s"] for r in side]
+        cpu = [r["sentences_per_cpu_s"] for r in side]
+        ratios = " | ".join(
+            f"{medians['garden'][key] / medians[impl][key]:.2f}x"
+            for key in ("sentences_per_s", "sentences_per_cpu_s")
+        )
+        if impl == "garden":
+            ratios = "– | –"
+        print(f"| {_LABELS[impl]} | {_cell(wall)} | {_cell(cpu)} | {ratios} |")
+    print(
+        f"\nPacked ids (input_word_ids, input_mask, input_type_ids) identical to Garden's on "
+        f"every side: yes (checksum {garden['checksum']}, "
+        f"{garden['packed_tokens_per_sentence']:.1f} packed tokens per sentence)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,6 +355,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--passes", type=int, default=3, help="Timed passes over the corpus.")
+    parser.add_argument("--ids_file", help="Also save the packed ids to this .npz file.")
+    parser.add_argument(
+        "--skip_slow", action="store_true", help="Compare leaves out Model Garden's slow path."
+    )
     args = parser.parse_args(argv)
     if args.make_data:
         print(json.dumps(make_data(args.make_data, num_sentences=args.sentences)))
@@ -235,7 +371,9 @@ def main(argv: list[str] | None = None) -> None:
         if data_dir is None:
             data_dir = scratch
             make_data(data_dir, num_sentences=args.sentences)
-        record = measure(args.impl, data_dir, args.batch_size, args.seq_length, args.passes)
+        record = measure(
+            args.impl, data_dir, args.batch_size, args.seq_length, args.passes, args.ids_file
+        )
     if args.json:
         print(json.dumps(record), flush=True)
     else:

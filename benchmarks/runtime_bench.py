@@ -41,10 +41,10 @@ SIZES = {
 
 
 def _params(overrides: str, steps: int, steps_per_loop: int):
-    from garden_core import registry
+    from garden_core import experiment_factory
     from garden_core.config import override_config
 
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     loop = (
         f"trainer.train_steps={steps},trainer.steps_per_loop={steps_per_loop},"
         f"trainer.summary_interval={steps_per_loop},trainer.checkpoint_interval={steps},"

@@ -20,8 +20,11 @@ benchmarks/README.md. What is measured:
   JPEG, Inception-style random crop, flip, resize to 224x224, normalize) over the same
   TFRecords, parallel map, batches of 32; images/s after a warm-up pass, and images per
   CPU-second (process CPU time of all threads), which the machine's other load hardly moves.
-- `import`: wall time of `import garden_vision` / `import official.vision` in a fresh
-  interpreter (`--module package`), or of the ResNet backbone module (`--module resnet`).
+- `import`: wall time of importing what building and training a ResNet classifier needs
+  (`IMPORTS`: the ResNet backbone, the classification model and its factory, the
+  image-classification task, the optimizer factory and the training driver) in a fresh
+  interpreter, interpreter start-up excluded; median of `--repeats` fresh processes
+  (`compare_lib.time_import`, the same measurement as `nlp_bench.py import`).
 - `size`: bytes installed in the environment beyond TensorFlow and what TensorFlow itself
   requires.
 """
@@ -35,7 +38,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -200,25 +202,41 @@ def input_pipeline(library: str, data: str, batch_size: int, epochs: int) -> Non
     )
 
 
+# What building and training a ResNet image classifier imports, the same work on each side:
+# backbone, model, model factory, task, optimizer factory, training driver.
 IMPORTS = {
-    # The package itself: what `import garden_vision` / `import official.vision` costs.
-    "package": {"garden": "garden_vision", "tfm": "official.vision"},
-    # What building a model needs: the ResNet backbone module (TensorFlow and Keras load).
-    "resnet": {
-        "garden": "garden_vision.modeling.backbones.resnet",
-        "tfm": "official.vision.modeling.backbones.resnet",
-    },
+    "garden": (
+        "garden_vision.modeling.backbones.resnet",
+        "garden_vision.modeling.classification_model",
+        "garden_vision.modeling.factory",
+        "garden_vision.tasks.image_classification",
+        "garden_core.optimization",
+        "garden_core.train_lib",
+    ),
+    "tfm": (
+        "official.vision.modeling.backbones.resnet",
+        "official.vision.modeling.classification_model",
+        "official.vision.modeling.factory",
+        "official.vision.tasks.image_classification",
+        "official.modeling.optimization",
+        "official.core.train_lib",
+    ),
 }
 
 
-def import_time(library: str, repeats: int, what: str = "package") -> None:
-    module = IMPORTS[what][library]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
-        times.append(time.perf_counter() - start)
-    _emit(what="import", library=library, module=module, seconds=statistics.median(times))
+def import_time(library: str, repeats: int) -> None:
+    import compare_lib
+
+    records = [compare_lib.time_import(sys.executable, IMPORTS[library]) for _ in range(repeats)]
+    times = [record["seconds"] for record in records]
+    _emit(
+        what="import",
+        library=library,
+        modules=list(IMPORTS[library]),
+        seconds=statistics.median(times),
+        runs=times,
+        modules_loaded=records[0]["modules_loaded"],
+    )
 
 
 def _requirement_names(distribution: str) -> set[str]:
@@ -282,7 +300,6 @@ def main() -> None:
             command.add_argument("--epochs", type=int, default=2)
         if name == "import":
             command.add_argument("--repeats", type=int, default=5)
-            command.add_argument("--module", choices=sorted(IMPORTS), default="package")
     sub.add_parser("size")
     args = parser.parse_args()
     if args.command == "make-data":
@@ -292,7 +309,7 @@ def main() -> None:
     elif args.command == "input":
         input_pipeline(args.library, args.data, args.batch_size, args.epochs)
     elif args.command == "import":
-        import_time(args.library, args.repeats, args.module)
+        import_time(args.library, args.repeats)
     else:
         installed_size()
 

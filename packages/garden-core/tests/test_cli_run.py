@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory
+from garden_core import cli, experiment_factory, task_factory
 from garden_core.config import override_config
 
 QUICK = "trainer.train_steps=100,trainer.validation_interval=50,runtime.seed=3"
@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
 
 
 def restored_model(checkpoint: str, overrides: str = QUICK) -> keras.Model:
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     override_config(params, [], overrides)
     model = task_factory.get_task(params.task).build_model()
     tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
@@ -62,7 +62,8 @@ def test_train_writes_the_run_and_eval_reproduces_its_final_evaluation(trained, 
     )
     assert status == 0
     assert "final evaluation:" in out
-    shown = dict(item.split(": ") for item in out.split("final evaluation: ")[1].split(", "))
+    words = out.split("final evaluation: ")[1].splitlines()[0].split()
+    shown = dict(zip(words[::2], words[1::2], strict=True))  # "name value  name value"
     assert float(shown["accuracy"]) == pytest.approx(final["metrics"]["accuracy"], abs=1e-3)
     assert float(shown["accuracy"]) > 0.85
 

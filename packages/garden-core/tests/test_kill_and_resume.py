@@ -4,6 +4,10 @@ subprocesses.
 - A `mock` run killed mid-loop and mid-epoch resumes from its last checkpoint (not from step
   0) and ends with a checkpoint equal to that of an uninterrupted run: every variable,
   optimizer slots included, and the position in the training data.
+- The same under `one_device`, `mirrored` (two logical CPUs) and `multi_worker_mirrored`
+  (two worker processes on loopback, both killed): the checkpoint holds the number of
+  batches drawn, the rerun fast-forwards its data by it, and the final checkpoint equals an
+  uninterrupted run's under the same strategy.
 - What a kill during a checkpoint write leaves behind (a `ckpt-N_temp/` shard folder, data
   without an index, a truncated index, a temporary `checkpoint` state file) is never picked
   up: the rerun resumes from the last complete checkpoint and ends the same.
@@ -24,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -34,7 +39,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, export_base, registry, task_factory
+from garden_core import cli, experiment_factory, export_base, task_factory
 from garden_core.config import override_config
 
 WORKER = Path(__file__).parent / "workers" / "garden_until_killed.py"
@@ -148,7 +153,7 @@ def checkpoint_step(prefix: str) -> int:
 
 def next_batches(checkpoint: str, count: int) -> list[np.ndarray]:
     """The next `count` training batches from the data position saved in `checkpoint`."""
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     override_config(params, [], OVERRIDES)
     # Seeded as `run_experiment` seeds a run: the order of the epochs after the saved one
     # comes from the shuffle's seed generator, re-created from the process's seeds.
@@ -326,6 +331,98 @@ def test_a_partially_written_checkpoint_is_never_picked_up(runs, resumed, moment
     assert_same_checkpoint(str(model_dir / name), str(reference_dir / name))
 
 
+# The same kill and rerun under each distribution strategy. The data position of a
+# distributed iterator is saved as the number of batches drawn (`train_data_position`), and
+# a rerun fast-forwards the new iterator by that many batches.
+
+# name: (logical CPUs per process, worker processes).
+STRATEGIES = {"one_device": (1, 1), "mirrored": (2, 1), "multi_worker_mirrored": (1, 2)}
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_cluster(strategy: str, model_dir: Path, kill: bool) -> list[subprocess.Popen]:
+    """Starts the processes of one `garden train` run under `strategy` (through the worker,
+    which splits the CPU and, with `kill`, dies after `KILL_AFTER_STEP` steps)."""
+    logical_cpus, workers = STRATEGIES[strategy]
+    args = train_args(model_dir)
+    args[-1] += f",runtime.distribution_strategy={strategy}"
+    options = ["--logical_cpus", str(logical_cpus)]
+    if kill:
+        options += ["--kill_after_step", str(KILL_AFTER_STEP)]
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(workers)]
+    processes = []
+    for index in range(workers):
+        env = {**ENV}
+        env.pop("TF_CONFIG", None)
+        if workers > 1:
+            cluster = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+            env["TF_CONFIG"] = json.dumps(cluster)
+        command = [sys.executable, str(WORKER), *options, "--", *args]
+        processes.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    return processes
+
+
+def assert_same_distributed_checkpoint(checkpoint: str, reference: str) -> None:
+    """Both checkpoints hold the same variables with equal values, the data position too."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    reference_reader = tf.train.load_checkpoint(reference)
+    dtypes = reader.get_variable_to_dtype_map()
+    assert dtypes == reference_reader.get_variable_to_dtype_map()
+    assert sum(key.startswith("optimizer/_variables/") for key in dtypes) == 4  # Momenta.
+    assert not any(key.startswith("train_iterator/") for key in dtypes)
+    # One batch a step, counted across the kill: the rerun fast-forwarded past the 30
+    # batches of ckpt-30 and drew the last 30.
+    assert reader.get_tensor("train_data_position/.ATTRIBUTES/VARIABLE_VALUE") == TRAIN_STEPS
+    for key in dtypes:
+        np.testing.assert_array_equal(
+            reader.get_tensor(key), reference_reader.get_tensor(key), err_msg=key
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_killed_distributed_run_resumes_at_its_data_position(strategy, tmp_path):
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    reference = start_cluster(strategy, reference_dir, kill=False)
+    killed = start_cluster(strategy, killed_dir, kill=True)
+    for process in reference:
+        assert_succeeded(finish(process))
+    chief, *others = [finish(process) for process in killed]
+    assert_killed(chief)
+    for other in others:
+        # Killed at the same step, or stopped by the chief's death inside a collective.
+        assert other.returncode != 0
+    latest = tf.train.latest_checkpoint(str(killed_dir))
+    assert checkpoint_step(latest) == LAST_CHECKPOINT_BEFORE_KILL
+    saved = tf.train.load_checkpoint(latest)
+    position = saved.get_tensor("train_data_position/.ATTRIBUTES/VARIABLE_VALUE")
+    assert position == LAST_CHECKPOINT_BEFORE_KILL  # Mid-epoch: 30 = 4 epochs of 7 + 2.
+
+    rerun = [finish(process) for process in start_cluster(strategy, killed_dir, kill=False)]
+
+    for result in rerun:
+        assert_succeeded(result)
+    assert_resumed_from_last_checkpoint(rerun[0], killed_dir)
+    checkpoint = tf.train.latest_checkpoint(str(killed_dir))
+    reference_checkpoint = tf.train.latest_checkpoint(str(reference_dir))
+    assert checkpoint_step(checkpoint) == checkpoint_step(reference_checkpoint) == TRAIN_STEPS
+    assert_same_distributed_checkpoint(checkpoint, reference_checkpoint)
+
+
 def dead_pid() -> int:
     """The id of a process that has exited."""
     process = subprocess.Popen([sys.executable, "-c", ""])
@@ -340,7 +437,7 @@ def assert_serves_the_checkpoint(export_dir: Path, checkpoint_dir: Path) -> None
     features = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     outputs = served(features=tf.constant(features))
     assert set(outputs) == {"logits", "probabilities", "classes"}
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     override_config(params, [], OVERRIDES)
     model = task_factory.get_task(params.task).build_model()
     checkpoint = tf.train.latest_checkpoint(str(checkpoint_dir))
@@ -420,7 +517,7 @@ def test_an_export_killed_while_writing_leaves_no_export_and_a_rerun_completes(r
 
 
 def test_export_clears_only_the_leftovers_of_dead_exporters_to_the_same_target(tmp_path):
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     task = task_factory.get_task(params.task)
     module = task.build_export_module(task.build_model(), params)
     dead, alive = dead_pid(), os.getpid()

@@ -152,7 +152,7 @@ def test_polynomial_warmup_ramps_to_the_schedule_value_at_the_end_of_warmup():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({}, "learning_rate.type` must name"),
+        ({}, r"learning_rate\.type` is not set: choose one of constant, cosine, exponential"),
         ({"learning_rate": {"type": "cosine"}}, "cosine.initial_learning_rate` must be set"),
         (
             {

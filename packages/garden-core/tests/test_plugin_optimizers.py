@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from test_registry import make_distribution
 
 from garden_core import registry
 from garden_core.config import ConfigError, OptimizationConfig, override_config
 from garden_core.optimization import build_learning_rate, build_optimizer, lr_schedules
 from garden_core.optimization.optimizers import Adam
+from garden_core.testing.plugins import make_distribution
 
 
 class SignDescent(keras.optimizers.Optimizer):
@@ -223,19 +223,30 @@ def test_plugin_names_stop_being_valid_when_unregistered():
 
 
 @pytest.mark.usefixtures("plugins")
-def test_built_in_branches_win_and_plugins_may_fill_unsupported_ones():
-    def never_called(**_):
-        raise AssertionError("a plugin shadowed a built-in optimizer")
+def test_built_in_optimizers_are_registry_entries_and_plugins_may_fill_unsupported_ones():
+    assert registry.optimizers.entry("adam").distribution == "garden-core"
+    with pytest.raises(registry.RegistryError, match="`adam` is already offered by garden-core"):
+        registry.optimizers.register("adam", SignDescent)
+    config = OptimizationConfig.from_dict({"optimizer": {"type": "adam", "adam": {"beta_1": 0.5}}})
+    assert config.optimizer.get().beta_1 == 0.5  # The built-in branch's typed settings.
+    built = build_optimizer(config, learning_rate=0.1)
+    assert (type(built), built.beta_1) == (Adam, 0.5)
 
-    registry.optimizers.register("adam", never_called)
+    # The factory cannot tell a built-in from a replacement: both get the branch's fields.
+    received = {}
+
+    def recording_adam(learning_rate, **settings):
+        received.update(settings, learning_rate=learning_rate)
+        return SignDescent(learning_rate)
+
+    registry.optimizers.register("adam", recording_adam, override=True)
     try:
-        config = OptimizationConfig.from_dict(
-            {"optimizer": {"type": "adam", "adam": {"beta_1": 0.5}}}
-        )
-        assert config.optimizer.get().beta_1 == 0.5
-        assert type(build_optimizer(config, learning_rate=0.1)) is Adam
+        assert type(build_optimizer(config, learning_rate=0.1)) is SignDescent
     finally:
         registry.optimizers.unregister("adam")
+    assert (received["beta_1"], received["learning_rate"], received["amsgrad"]) == (0.5, 0.1, False)
+    assert type(build_optimizer(config, learning_rate=0.1)) is Adam
+
     slide = OptimizationConfig.from_dict({"optimizer": {"type": "slide", "slide": {"scale": 3}}})
     optimizer = build_optimizer(slide, learning_rate=0.1)
     assert (type(optimizer), optimizer.scale) == (SignDescent, 3.0)
@@ -248,7 +259,7 @@ def test_built_in_branches_win_and_plugins_may_fill_unsupported_ones():
         (
             {"optimizer": {"type": "not_an_optimizer", "not_an_optimizer": {"beta": 1}}},
             [
-                "`optimizer_config.optimizer.not_an_optimizer`: optimizer plugin "
+                "`optimizer_config.optimizer.not_an_optimizer`: optimizer "
                 "`not_an_optimizer` (test_plugin_optimizers:_not_an_optimizer, registered "
                 "in-process) returned a dict ({'learning_rate': 0.1, 'beta': 1}), not a "
                 "keras.optimizers.Optimizer"
@@ -256,30 +267,36 @@ def test_built_in_branches_win_and_plugins_may_fill_unsupported_ones():
         ),
         (
             {"learning_rate": {"type": "not_a_schedule"}},
-            ["schedule plugin `not_a_schedule`", "returned a float (0.1), not a keras"],
+            ["schedule `not_a_schedule`", "returned a float (0.1), not a keras"],
         ),
         (
             {"optimizer.sign_descent.scal": 0.5},
             [
-                "`optimizer_config.optimizer.sign_descent`: optimizer plugin `sign_descent`",
+                "`optimizer_config.optimizer.sign_descent`: optimizer `sign_descent`",
                 "rejected its settings: ValueError: Argument(s) not recognized: {'scal': 0.5}",
             ],
         ),
         (
             {"learning_rate.halving.evry": 3},
             [
-                "`optimizer_config.learning_rate.halving`: schedule plugin `halving`",
-                "cannot take these settings (got an unexpected keyword argument 'evry'); "
-                "given: every, evry, initial",
+                "`optimizer_config.learning_rate.halving`: schedule `halving`",
+                "cannot take these arguments (got an unexpected keyword argument 'evry'); "
+                "settings given: every, evry, initial; the factory adds: nothing",
             ],
         ),
         (
             {"learning_rate.halving": None},  # Clears the settings.
-            ["cannot take these settings (missing a required argument: 'initial'); given: none"],
+            [
+                "cannot take these arguments (missing a required argument: 'initial'); "
+                "settings given: none; the factory adds: nothing"
+            ],
         ),
         (
             {"optimizer.sign_descent.learning_rate": 0.5},
-            ["`optimizer_config.optimizer.sign_descent.learning_rate` cannot be set"],
+            [
+                "`optimizer_config.optimizer.sign_descent.learning_rate` cannot be set in the "
+                "config: the optimizer factory passes `learning_rate` itself"
+            ],
         ),
     ],
 )

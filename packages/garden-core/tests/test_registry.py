@@ -1,22 +1,26 @@
 """Entry-point registries and the `garden` CLI, with providers made on the fly.
 
-Fake distributions (a `*.dist-info` folder plus a module) on a temporary `PYTHONPATH` let
-each test control exactly which providers exist; every check runs in a fresh interpreter.
+Temporary distributions (`garden_core.testing.plugins.make_distribution`: a `*.dist-info`
+folder plus a module) on a temporary `PYTHONPATH` let each test control exactly which
+providers exist; every check runs in a fresh interpreter. A real `pip install` goes into an
+environment of its own, never into the interpreter running the tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from garden_core import experiment_factory
 from garden_core import registry as registry_lib
 from garden_core.config import ExperimentConfig
+from garden_core.testing.plugins import make_distribution, run_python
 
 EXPERIMENT_MODULE = """
 import garden_core.config as config
@@ -26,32 +30,6 @@ def {function}():
     experiment.trainer.train_steps = {steps}
     return experiment
 """
-
-
-def make_distribution(root, name, module, source, entry_points):
-    """Writes a minimal installed distribution `name` with `module` and entry points."""
-    dist_info = root / f"{name.replace('-', '_')}-1.2.3.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
-    lines = []
-    for group, items in entry_points.items():
-        lines.append(f"[{group}]")
-        lines += [f"{key} = {value}" for key, value in items.items()]
-    (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
-def run_python(root, code, **env):
-    environment = {**os.environ, "PYTHONPATH": str(root)}
-    environment.pop(registry_lib.DISABLE_ENV, None)
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-    )
 
 
 def run_garden(root, *args, **env):
@@ -86,12 +64,15 @@ def test_listing_imports_no_provider_and_no_tensorflow(plugins):
         import json, sys
         from garden_core import registry
         names = registry.experiments.names()
-        print(json.dumps([names, 'acme_vision' in sys.modules, 'tensorflow' in sys.modules]))
+        third_party = [n for n in names if registry.experiments.entry(n).is_third_party]
+        print(json.dumps([names, third_party, 'acme_vision' in sys.modules,
+                          'tensorflow' in sys.modules]))
         """,
     )
     assert result.returncode == 0, result.stderr
-    names, imported_provider, imported_tf = json.loads(result.stdout.splitlines()[-1])
-    assert names == ["broken_experiment", "mock", "resnet_acme"]  # `mock` is garden-core's.
+    names, third_party, imported_provider, imported_tf = json.loads(result.stdout.splitlines()[-1])
+    assert third_party == ["broken_experiment", "resnet_acme"]
+    assert "mock" in names  # garden-core's own, listed like the others.
     assert not imported_provider
     assert not imported_tf
 
@@ -102,7 +83,8 @@ def test_lookup_imports_only_the_providing_module(plugins):
         """
         import json, sys
         from garden_core import registry
-        config = registry.get_experiment_config('resnet_acme')
+        from garden_core.experiment_factory import get_experiment_config
+        config = get_experiment_config('resnet_acme')
         print(json.dumps([config.trainer.train_steps, 'acme_vision' in sys.modules,
                           'broken_plugin' in sys.modules]))
         """,
@@ -142,8 +124,9 @@ def test_a_name_offered_twice_is_an_error_naming_both(plugins):
 def test_unknown_names_list_close_matches(plugins):
     result = run_garden(plugins, "show", "resnet_acm")
     assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "garden: error: unknown experiment `resnet_acm`: did you mean `resnet_acme`?"
+    # The closest match first (other installed Garden packages may add more).
+    assert result.stderr.strip().startswith(
+        "garden: error: unknown experiment `resnet_acm`: did you mean `resnet_acme`"
     )
 
 
@@ -156,11 +139,32 @@ def test_garden_disable_plugins_turns_off_third_party_providers(plugins, value, 
 
 
 def test_garden_list_shows_distribution_and_version_with_wildcards(plugins):
-    result = run_garden(plugins, "list", "experiments", "resnet*")
+    result = run_garden(plugins, "list", "experiments", "*_acme")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["experiments", "resnet_acme", "acme-vision", "1.2.3"]
     nothing = run_garden(plugins, "list", "backbones", "x*")
     assert nothing.stdout.strip() == "no backbones registered matching 'x*'"
+
+
+def test_garden_list_shows_built_in_components_like_plugins(tmp_path):
+    from garden_core.__about__ import __version__
+
+    result = run_garden(tmp_path, "list")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    built_in = {(row[0], row[1]) for row in rows if row[2:4] == ["garden-core", __version__]}
+    # Model Garden's optimizer and schedule type names, the mock experiment's pieces.
+    assert {
+        ("experiments", "mock"),
+        ("tasks", "MockTaskConfig"),
+        ("models", "mock_mlp"),
+        *[("optimizers", name) for name in ("sgd", "adam", "adamw", "lamb", "lars")],
+        *[("optimizers", name) for name in ("rmsprop", "adagrad", "adafactor", "lion")],
+        *[("schedules", name) for name in ("constant", "stepwise", "exponential")],
+        *[("schedules", name) for name in ("polynomial", "cosine", "power", "power_linear")],
+        ("schedules", "power_with_offset"),
+        ("schedules", "step_cosine_with_offset"),
+    } <= built_in
 
 
 @pytest.mark.parametrize(
@@ -224,11 +228,39 @@ def test_in_process_registration_for_notebooks():
         registry_lib.Registry("widgets")
 
 
-@pytest.mark.slow
-def test_a_published_research_package_plugs_in_after_pip_install(tmp_path):
+def _environment_on_top_of_this_one(path) -> str:
+    """Creates a virtual environment that also sees this interpreter's installed packages.
+
+    The new environment's own site-packages comes first, so what is installed there is
+    found first; the running interpreter's site-packages (with Garden's packages, editable
+    or not) follow, through a `.pth` file. Returns the new environment's python.
+    """
     uv = shutil.which("uv")
     if uv is None:
-        pytest.skip("needs uv to install a local package without the network")
+        pytest.skip("needs uv to create an environment and install into it without the network")
+    created = subprocess.run(
+        [uv, "venv", "--offline", "--python", sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    python = path / "bin" / "python"
+    own_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    parents = "".join(f"site.addsitedir({d!r}); " for d in site.getsitepackages())
+    (path / own_site / "_garden_test_parent.pth").write_text(f"import site; {parents}\n")
+    return str(python)
+
+
+@pytest.mark.slow
+def test_a_published_research_package_plugs_in_after_pip_install(tmp_path):
+    python = _environment_on_top_of_this_one(tmp_path / "env")
     package = tmp_path / "garden-demo-research"
     (package / "src" / "garden_demo_research").mkdir(parents=True)
     (package / "pyproject.toml").write_text(
@@ -241,6 +273,7 @@ def test_a_published_research_package_plugs_in_after_pip_install(tmp_path):
             [project]
             name = "garden-demo-research"
             version = "0.3.0"
+            dependencies = ["garden-core>=0.1,<0.2"]
 
             [project.entry-points."garden.experiments"]
             demo_research = "garden_demo_research.experiments:demo_research"
@@ -251,45 +284,37 @@ def test_a_published_research_package_plugs_in_after_pip_install(tmp_path):
     (package / "src" / "garden_demo_research" / "experiments.py").write_text(
         EXPERIMENT_MODULE.format(function="demo_research", steps=42)
     )
-    install = [uv, "pip", "install", "--offline", "--python", sys.executable, str(package)]
-    installed = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    install = [shutil.which("uv"), "pip", "install", "--offline", "--no-deps"]
+    installed = subprocess.run(
+        [*install, "--python", python, str(package)], capture_output=True, text=True, timeout=300
+    )
     assert installed.returncode == 0, installed.stderr
-    try:
-        listing = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from garden_core.cli import main; "
-                "sys.exit(main(['list', 'experiments', 'demo_*']))",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert listing.stdout.split() == [
-            "experiments",
-            "demo_research",
-            "garden-demo-research",
-            "0.3.0",
-        ]
-        shown = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from garden_core.cli import main; "
-                "sys.exit(main(['show', 'demo_research']))",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert "train_steps: 42" in shown.stdout, shown.stderr
-    finally:
-        subprocess.run(
-            [uv, "pip", "uninstall", "--python", sys.executable, "garden-demo-research"],
-            capture_output=True,
-            timeout=120,
-        )
+
+    def garden(*args: str) -> subprocess.CompletedProcess:
+        code = f"import sys; from garden_core.cli import main; sys.exit(main({list(args)!r}))"
+        return subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+
+    listing = garden("list", "experiments", "demo_*")
+    assert listing.stdout.split() == [
+        "experiments",
+        "demo_research",
+        "garden-demo-research",
+        "0.3.0",
+    ], listing.stderr
+    shown = garden("show", "demo_research")
+    assert "train_steps: 42" in shown.stdout, shown.stderr
+    # Installed into its own environment only.
+    here = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlib.metadata import version; version('garden-demo-research')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "PackageNotFoundError" in here.stderr
 
 
 def test_garden_list_command_does_not_import_tensorflow(plugins):
@@ -313,8 +338,8 @@ def test_every_registered_experiment_round_trips_through_yaml():
     # As `params.yaml` is read back: onto the experiment's registered defaults, which know the
     # task's own config classes.
     for name in registry_lib.experiments.names():
-        config = registry_lib.get_experiment_config(name)
+        config = experiment_factory.get_experiment_config(name)
         config.override({"trainer": {"train_steps": 7}, "runtime": {"seed": 3}})
-        restored = registry_lib.get_experiment_config(name)
+        restored = experiment_factory.get_experiment_config(name)
         restored.override(yaml.safe_load(config.as_yaml()))
         assert restored == config, name

@@ -1,5 +1,6 @@
 """`run_experiment` on the built-in `mock` experiment: every mode, resume, best checkpoint,
-EMA, mixed precision, loss blow-up recovery and `init_checkpoint`."""
+EMA, mixed precision, loss blow-up recovery, `init_checkpoint` and the training-data position
+of distributed data (`one_device`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import registry, task_factory, train_lib
+from garden_core import experiment_factory, registry, task_factory, train_lib
 from garden_core.base_trainer import LossBlowupError
 from garden_core.config import ConfigError, load_mapping_file, override_config
 from garden_core.experiments.mock_task import MockTask
@@ -19,7 +20,7 @@ from garden_core.train_utils import create_trainer
 
 
 def mock_params(overrides: str | None = None):
-    params = registry.get_experiment_config("mock")
+    params = experiment_factory.get_experiment_config("mock")
     override_config(params, [], overrides)
     return params
 
@@ -272,3 +273,82 @@ def test_python_and_while_loops_train_alike(tmp_path):
         [t["training_loss"] for t in train], rel=1e-5
     )
     assert [t["learning_rate"] for t in fused_train] == [t["learning_rate"] for t in train]
+
+
+# The training-data position under a distribution strategy (`one_device` runs in this
+# process; the kill-and-resume tests run every strategy in fresh processes).
+
+
+def one_device_trainer(params, task=None):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    task = task or task_factory.get_task(params.task)
+    with strategy.scope():
+        return create_trainer(params, task, train=True, evaluate=False)
+
+
+def batch_arrays(batch) -> list[np.ndarray]:
+    return [tensor.numpy() for tensor in tf.nest.flatten(batch)]
+
+
+def test_a_restored_trainer_fast_forwards_distributed_data_to_the_saved_position(tmp_path):
+    params = mock_params("runtime.distribution_strategy=one_device")
+    trainer = one_device_trainer(params)
+    trainer.train(tf.constant(10))
+    path = trainer.checkpoint.write(str(tmp_path / "ckpt"))
+    expected = batch_arrays(next(trainer.train_iterator))  # The 11th batch.
+
+    resumed = one_device_trainer(params)
+    resumed.checkpoint.read(path).assert_consumed()
+
+    assert int(resumed.train_data_position.numpy()) == 10
+    actual = batch_arrays(next(resumed.train_iterator))
+    for array, expected_array in zip(actual, expected, strict=True):
+        np.testing.assert_array_equal(array, expected_array)
+    # Not what a fresh pipeline starts with: the position mattered.
+    first = batch_arrays(next(iter(one_device_trainer(params).train_dataset)))
+    assert not np.array_equal(first[0], expected[0])
+
+
+def test_the_data_position_kind_follows_the_dataset_and_a_task_may_opt_out(tmp_path):
+    def saved_keys(trainer):
+        trainer.train(tf.constant(3))
+        path = trainer.checkpoint.write(str(tmp_path / f"ckpt-{id(trainer)}"))
+        return {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+
+    params = mock_params("runtime.distribution_strategy=one_device")
+    assert "train_data_position" in saved_keys(one_device_trainer(params))
+    with tf.distribute.get_strategy().scope():
+        plain = create_trainer(params, task_factory.get_task(params.task), True, False)
+    keys = saved_keys(plain)
+    assert "train_iterator" in keys
+    assert "train_data_position" not in keys
+    opted_out = task_factory.get_task(params.task)
+    opted_out.checkpoint_iterator = False
+    trainer = one_device_trainer(params, opted_out)
+    assert trainer.train_data_position is None
+    keys = saved_keys(trainer)
+    assert "train_iterator" not in keys
+    assert "train_data_position" not in keys
+
+
+def test_recovery_under_a_strategy_goes_on_with_the_next_batches(tmp_path):
+    params = mock_params(
+        "runtime.distribution_strategy=one_device,trainer.steps_per_loop=20,"
+        "trainer.summary_interval=20,trainer.checkpoint_interval=20,trainer.recovery_max_trials=1"
+    )
+    task = FlakyMockTask(params.task)
+    trainer = one_device_trainer(params, task)
+    train_lib.run_experiment(
+        tf.distribute.OneDeviceStrategy("/cpu:0"),
+        task,
+        "train",
+        params,
+        str(tmp_path),
+        trainer=trainer,
+        show_progress=False,
+    )
+    assert bool(task.fired.numpy())
+    reader = tf.train.load_checkpoint(str(tmp_path))
+    assert reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 200
+    # Steps 41-60 ran twice (the blow-up at step 60 restored ckpt-40), on 20 new batches.
+    assert reader.get_tensor("train_data_position/.ATTRIBUTES/VARIABLE_VALUE") == 220

@@ -1,4 +1,5 @@
-"""Tests of the encoder configs and `build_encoder`: Model Garden's fields, YAML, plugins."""
+"""Tests of the encoder configs and `build_encoder` of the built-in encoders: Model Garden's
+fields, YAML, the settings checks (plugin encoders: test_nlp_plugins.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import keras
 import pytest
 import yaml
 
-from garden_core import registry
 from garden_core.config import ConfigError, override_config
 from garden_nlp.configs.encoders import AlbertEncoderConfig, BertEncoderConfig, EncoderConfig
 from garden_nlp.modeling.encoders import build_albert_encoder, build_bert_encoder, build_encoder
@@ -112,12 +112,12 @@ def test_build_encoder_builds_the_built_in_types():
     )
     assert isinstance(albert, AlbertEncoder)
     assert albert.dict_outputs
-    assert isinstance(build_bert_encoder(BertEncoderConfig(**TINY_BERT)), BertEncoder)
-    assert isinstance(build_albert_encoder(AlbertEncoderConfig(**TINY_BERT)), AlbertEncoder)
+    assert isinstance(build_bert_encoder(**TINY_BERT), BertEncoder)
+    assert isinstance(build_albert_encoder(**TINY_BERT), AlbertEncoder)
 
 
 def test_build_encoder_names_bad_settings():
-    with pytest.raises(ConfigError, match="`encoder.type` is not set"):
+    with pytest.raises(ConfigError, match="`encoder.type` is not set: choose one of .*albert"):
         build_encoder(EncoderConfig(type=None))
     bad = EncoderConfig.from_dict({"type": "bert", "bert": {**TINY_BERT, "num_layers": 0}})
     with pytest.raises(ConfigError, match="num_layers > 0.*encoder.bert"):
@@ -125,50 +125,32 @@ def test_build_encoder_names_bad_settings():
     bad = EncoderConfig.from_dict(
         {"type": "bert", "bert": {**TINY_BERT, "hidden_activation": "gelo"}}
     )
-    with pytest.raises(ConfigError, match="encoder.bert.hidden_activation"):
+    with pytest.raises(ConfigError, match="`task.model.encoder.bert.hidden_activation` is 'gelo'"):
+        build_encoder(bad, where="task.model.encoder")
+    bad = EncoderConfig.from_dict({"type": "albert", "albert": {"hidden_activation": "relx"}})
+    with pytest.raises(ConfigError, match="`encoder.albert.hidden_activation` is 'relx'"):
         build_encoder(bad)
 
 
-def test_a_registered_plugin_encoder_is_built_with_its_settings():
-    seen = {}
-
-    def build_tiny_encoder(hidden_size=8, num_layers=1):
-        seen.update(hidden_size=hidden_size, num_layers=num_layers)
-        return BertEncoder(
-            vocab_size=100,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            num_attention_heads=2,
-            inner_dim=16,
-        )
-
-    registry.encoders.register("tiny_plugin_encoder", build_tiny_encoder)
-    try:
-        config = EncoderConfig.from_dict(
-            yaml.safe_load("type: tiny_plugin_encoder\ntiny_plugin_encoder: {hidden_size: 12}\n")
-        )
-        config.override({"tiny_plugin_encoder.num_layers": 2})
-        assert EncoderConfig.from_dict(yaml.safe_load(config.as_yaml())) == config
-        encoder = build_encoder(config)
-        assert seen == {"hidden_size": 12, "num_layers": 2}
-        assert encoder.hidden_size == 12
-        with pytest.raises(ConfigError, match="do not fit"):
-            build_encoder(
-                EncoderConfig.from_dict(
-                    {"type": "tiny_plugin_encoder", "tiny_plugin_encoder": {"width": 3}}
-                )
-            )
-    finally:
-        registry.encoders.unregister("tiny_plugin_encoder")
+def test_the_built_in_builders_check_direct_calls():
+    with pytest.raises(ConfigError, match="unknown key `num_layer`"):
+        build_bert_encoder(num_layer=2)
+    with pytest.raises(ValueError, match="`hidden_activation` is 'gelo'"):
+        build_bert_encoder(**{**TINY_BERT, "hidden_activation": "gelo"})
+    with pytest.raises(ConfigError, match="num_attention_heads > 0"):
+        build_albert_encoder(num_attention_heads=0)
 
 
-def test_a_plugin_that_is_not_a_layer_is_an_error():
-    registry.encoders.register("not_a_layer_encoder", lambda: "nope")
-    try:
-        with pytest.raises(ConfigError, match="not a keras.layers.Layer"):
-            build_encoder(EncoderConfig(type="not_a_layer_encoder"))
-    finally:
-        registry.encoders.unregister("not_a_layer_encoder")
+def test_a_shared_embedding_layer_reaches_bert_and_albert_refuses_it():
+    bert = build_encoder(EncoderConfig.from_dict({"type": "bert", "bert": TINY_BERT}))
+    table = bert.word_embeddings
+    shared = build_encoder(
+        EncoderConfig.from_dict({"type": "bert", "bert": TINY_BERT}), embedding_layer=table
+    )
+    assert shared.word_embeddings is table
+    albert = EncoderConfig.from_dict({"type": "albert", "albert": TINY_BERT})
+    with pytest.raises(ConfigError, match="`encoder.albert`.*cannot share an embedding layer"):
+        build_encoder(albert, embedding_layer=table)
 
 
 def test_the_configs_load_neither_tensorflow_nor_keras(import_probe):

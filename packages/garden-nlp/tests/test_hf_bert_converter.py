@@ -23,8 +23,8 @@ from safetensors.numpy import save_file
 from garden_nlp.configs.encoders import EncoderConfig
 from garden_nlp.modeling.encoders import build_encoder
 from garden_nlp.modeling.models import BertPretrainer
-from garden_nlp.tools import bert_checkpoint_common as common
 from garden_nlp.tools import hf_bert_converter
+from garden_nlp.tools.bert_checkpoint_writing import ENCODER_CONFIG_FILE
 
 BERT_CONFIG = {
     "vocab_size": 40,
@@ -118,7 +118,7 @@ def convert(model_dir, output_dir, *flags):
 
 
 def restored_encoder(output_dir):
-    config = EncoderConfig.from_yaml(os.path.join(output_dir, common.ENCODER_CONFIG_FILE))
+    config = EncoderConfig.from_yaml(os.path.join(output_dir, ENCODER_CONFIG_FILE))
     encoder = build_encoder(config)
     encoder({k: tf.constant(v) for k, v in inputs().items()})
     return encoder
@@ -152,7 +152,7 @@ def test_bert_model_layout_matches_reference(tmp_path, weights, capsys):
 
     assert convert(model_dir, tmp_path / "garden") == 0
     assert "converted 39 tensors" in capsys.readouterr().out
-    config = EncoderConfig.from_yaml(str(tmp_path / "garden" / common.ENCODER_CONFIG_FILE))
+    config = EncoderConfig.from_yaml(str(tmp_path / "garden" / ENCODER_CONFIG_FILE))
     assert config.type == "bert"
     assert config.bert.hidden_size == 24
     assert_encoder_matches(encoder_outputs(tmp_path / "garden"), weights)

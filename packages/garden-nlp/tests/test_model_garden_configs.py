@@ -1,9 +1,12 @@
 """Model Garden YAML compatibility: tf-models-official's own BERT configs load into Garden.
 
 `tests/data/model_garden/NAME.yaml` is `exp_factory.get_exp_config(NAME).as_dict()` of
-tf-models-official 2.20 dumped to YAML (by `tools/dump_model_garden_configs.py`). Each loads
-into Garden's experiment of the same name and changes nothing but the deliberate
-differences listed here, so Garden's defaults are Model Garden's.
+tf-models-official 2.20 dumped to YAML (by `tools/dump_model_garden_configs.py`; `a/b` is
+written as `a_b.yaml`). Each loads into Garden's experiment of the same name and changes
+nothing but the deliberate differences listed here, so Garden's defaults are Model Garden's.
+Which experiments need a fixture comes from the registry: every experiment garden-nlp
+registers under a name tf-models-official 2.20 also registers
+(`garden_core.testing.model_garden_configs`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import pathlib
 import pytest
 import yaml
 
-from garden_core import registry
+from garden_core import experiment_factory
 from garden_core.config import ConfigError
+from garden_core.testing import model_garden_configs
 
 DATA = pathlib.Path(__file__).parent / "data" / "model_garden"
-NAMES = {path.stem: path.stem.replace("bert_", "bert/", 1) for path in DATA.glob("*.yaml")}
+OFFERED = model_garden_configs.offered_experiments("garden-nlp")
 # Where Garden's defaults differ from Model Garden's on purpose.
 DELIBERATE_DIFFERENCES = {
     # Model Garden leaves SQuAD's validation data in training mode; its YAML files set it.
@@ -30,36 +34,19 @@ DELIBERATE_DIFFERENCES = {
 }
 
 
-def _flatten(value, path=""):
-    if isinstance(value, dict):
-        items = {}
-        for key, item in value.items():
-            items.update(_flatten(item, f"{path}.{key}" if path else key))
-        return items
-    return {path: value}
+def test_model_garden_names_come_from_the_committed_registry_list():
+    names = model_garden_configs.model_garden_experiments()
+    assert {"bert/squad", "electra/pretraining", "retinanet"} <= names
+    assert OFFERED, "garden-nlp registers no experiment that Model Garden registers"
 
 
-def test_the_fixtures_cover_the_model_garden_experiments_offered():
-    assert sorted(NAMES.values()) == [
-        "bert/pretraining",
-        "bert/pretraining_dynamic",
-        "bert/sentence_prediction",
-        "bert/sentence_prediction_text",
-        "bert/squad",
-        "bert/tagging",
-        "bert/text_wiki_pretraining",
-    ]
+def test_every_model_garden_named_experiment_has_a_fixture_and_every_fixture_an_experiment():
+    assert model_garden_configs.fixture_problems(DATA, OFFERED) == []
 
 
-@pytest.mark.parametrize("stem", sorted(NAMES))
-def test_model_garden_yaml_loads_into_the_garden_experiment_unchanged(stem):
-    name = NAMES[stem]
-    params = registry.get_experiment_config(name)
-    params.override(yaml.safe_load((DATA / f"{stem}.yaml").read_text()))
-    params.validate()
-    loaded = _flatten(params.as_dict())
-    default = _flatten(registry.get_experiment_config(name).as_dict())
-    changed = {key for key in loaded if loaded[key] != default.get(key)}
+@pytest.mark.parametrize("name", OFFERED)
+def test_model_garden_yaml_loads_into_the_garden_experiment_unchanged(name):
+    changed = model_garden_configs.changed_fields(DATA, name)
     assert changed == DELIBERATE_DIFFERENCES.get(name, set())
 
 
@@ -77,6 +64,6 @@ def test_an_unsupported_field_set_away_from_its_default_is_an_error(path, value,
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    params = registry.get_experiment_config("bert/sentence_prediction")
+    params = experiment_factory.get_experiment_config("bert/sentence_prediction")
     with pytest.raises(ConfigError, match=message):
         params.override(data)

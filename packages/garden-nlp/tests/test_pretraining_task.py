@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import registry, task_factory
+from garden_core import experiment_factory, task_factory
 from garden_nlp.data import tfrecord_lib
 
 WORDS = [f"w{i}" for i in range(24)]
@@ -94,7 +94,7 @@ def data_dir(tmp_path_factory):
 
 
 def experiment(name: str, task: dict):
-    params = registry.get_experiment_config(name)
+    params = experiment_factory.get_experiment_config(name)
     params.override(
         {"task": {"model": MODEL, **task}, "trainer": TRAINER, "runtime": RUNTIME},
     )
@@ -185,7 +185,7 @@ def test_a_classifier_fine_tunes_from_the_pretraining_run(pretrained, tmp_path):
     params, model_dir, _ = pretrained
     pretrainer = task_factory.get_task(params.task).build_model()
     tf.train.Checkpoint(model=pretrainer).read(tf.train.latest_checkpoint(model_dir))
-    classifier_params = registry.get_experiment_config("bert/sentence_prediction")
+    classifier_params = experiment_factory.get_experiment_config("bert/sentence_prediction")
     classifier_params.override(
         {
             "task": {

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import registry
+from garden_core import experiment_factory
 from garden_nlp.data import squad_lib
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
@@ -68,7 +68,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
-    params = registry.get_experiment_config("bert/squad")
+    params = experiment_factory.get_experiment_config("bert/squad")
     common = {"seq_length": SEQ_LENGTH, "global_batch_size": 16}
     params.override(
         {

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import registry, task_factory
+from garden_core import experiment_factory, task_factory
 from garden_core.config import ConfigError
 from garden_nlp.data import tfrecord_lib
 
@@ -92,7 +92,7 @@ def trainer(steps: int = 60) -> dict:
 
 
 def experiment(name: str, task: dict, steps: int = 60):
-    params = registry.get_experiment_config(name)
+    params = experiment_factory.get_experiment_config(name)
     params.override(
         {
             "task": {"model": {"encoder": TINY_ENCODER}, **task},
@@ -266,7 +266,7 @@ def test_serve_text_without_a_vocabulary_is_a_clear_error(data_dir, tmp_path, ca
     ],
 )
 def test_bad_task_configs_name_the_field(task, message):
-    params = registry.get_experiment_config("bert/sentence_prediction")
+    params = experiment_factory.get_experiment_config("bert/sentence_prediction")
     params.override({"task": {"model": {"num_classes": 2}}})
     params.override({"task": task})
     with pytest.raises(ConfigError, match=message):
@@ -274,14 +274,14 @@ def test_bad_task_configs_name_the_field(task, message):
 
 
 def test_the_experiments_load_with_model_garden_defaults():
-    params = registry.get_experiment_config("bert/sentence_prediction")
+    params = experiment_factory.get_experiment_config("bert/sentence_prediction")
     assert params.task.train_data.seq_length == 128
     assert params.task.validation_data.is_training is False
     optimizer = params.trainer.optimizer_config
     assert optimizer.optimizer.type == "adamw"
     assert optimizer.learning_rate.polynomial.initial_learning_rate == 3e-5
-    assert registry.get_experiment_config("bert/squad").task.train_data.seq_length == 384
-    pretraining = registry.get_experiment_config("bert/pretraining")
+    assert experiment_factory.get_experiment_config("bert/squad").task.train_data.seq_length == 384
+    pretraining = experiment_factory.get_experiment_config("bert/pretraining")
     assert pretraining.trainer.train_steps == 1000000
     assert pretraining.task.model.cls_heads[0].name == "next_sentence"
 
@@ -292,7 +292,7 @@ def test_the_readme_fine_tuning_config_loads(tmp_path):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = readme.split("cat > sst2.yaml <<'EOF'\n")[1].split("\nEOF\n")[0]
     (tmp_path / "sst2.yaml").write_text(block)
-    params = registry.get_experiment_config("bert/sentence_prediction_text")
+    params = experiment_factory.get_experiment_config("bert/sentence_prediction_text")
     from garden_core.config import read_overrides
 
     params.override(read_overrides(str(tmp_path / "sst2.yaml")))
@@ -306,7 +306,7 @@ def test_the_readme_fine_tuning_config_loads(tmp_path):
 
 @pytest.mark.parametrize("use_encoder_pooler", [True, False])
 def test_the_encoder_pooler_trains_only_when_the_classifier_uses_it(use_encoder_pooler):
-    params = registry.get_experiment_config("bert/sentence_prediction")
+    params = experiment_factory.get_experiment_config("bert/sentence_prediction")
     params.override(
         {
             "task": {

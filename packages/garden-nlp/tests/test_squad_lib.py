@@ -245,3 +245,21 @@ def test_malformed_squad_files_name_the_entry(tmp_path):
     path.write_text("{not json")
     with pytest.raises(squad_lib.SquadFormatError, match="bad.json: not valid JSON"):
         squad_lib.read_squad_examples(str(path), False)
+
+
+def test_squad_lib_offers_model_gardens_names_from_the_stage_modules():
+    from garden_nlp.data import squad_features, squad_postprocess, squad_reader
+
+    # The names Model Garden's `official.nlp.data.squad_lib` offers that Garden implements.
+    stages = {
+        "SquadExample": squad_reader,
+        "read_squad_examples": squad_reader,
+        "InputFeatures": squad_features,
+        "convert_examples_to_features": squad_features,
+        "generate_tf_record_from_json_file": squad_features,
+        "get_final_text": squad_postprocess,
+        "postprocess_output": squad_postprocess,
+        "write_predictions": squad_postprocess,
+    }
+    for name, module in stages.items():
+        assert getattr(squad_lib, name) is getattr(module, name), name

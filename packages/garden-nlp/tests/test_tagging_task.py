@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import registry, task_factory
+from garden_core import experiment_factory, task_factory
 from garden_core.config import ConfigError
 from garden_nlp.data import tagging_dataloader
 from garden_nlp.data.tokenization import FullTokenizer
@@ -55,7 +55,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
-    params = registry.get_experiment_config("bert/tagging")
+    params = experiment_factory.get_experiment_config("bert/tagging")
     common = {"seq_length": SEQ_LENGTH, "global_batch_size": 16}
     params.override(
         {
@@ -134,6 +134,6 @@ def test_export_serves_tag_ids(trained, tmp_path, capsys):
 
 
 def test_class_names_are_required():
-    params = registry.get_experiment_config("bert/tagging")
+    params = experiment_factory.get_experiment_config("bert/tagging")
     with pytest.raises(ConfigError, match="task.class_names"):
         task_factory.get_task(params.task)

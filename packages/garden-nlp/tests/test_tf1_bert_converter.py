@@ -19,8 +19,8 @@ import tensorflow as tf
 from garden_nlp.configs.encoders import EncoderConfig
 from garden_nlp.modeling.encoders import build_encoder
 from garden_nlp.modeling.models import BertPretrainer
-from garden_nlp.tools import bert_checkpoint_common as common
 from garden_nlp.tools import tf1_bert_converter
+from garden_nlp.tools.bert_checkpoint_writing import ENCODER_CONFIG_FILE
 
 BERT_CONFIG = {
     "vocab_size": 40,
@@ -88,7 +88,7 @@ def convert(checkpoint, config_file, output_dir, *flags):
 
 
 def restored_encoder(output_dir):
-    config = EncoderConfig.from_yaml(os.path.join(output_dir, common.ENCODER_CONFIG_FILE))
+    config = EncoderConfig.from_yaml(os.path.join(output_dir, ENCODER_CONFIG_FILE))
     encoder = build_encoder(config)
     encoder({k: tf.constant(v) for k, v in inputs().items()})
     return encoder
@@ -116,7 +116,7 @@ def test_converted_encoder_matches_reference(source, weights, tmp_path, capsys):
     assert "converted 39 tensors" in out
     assert "ignored 1 global_step, 92 optimizer, 7 pretraining-head tensors" in out
 
-    config = EncoderConfig.from_yaml(str(output_dir / common.ENCODER_CONFIG_FILE))
+    config = EncoderConfig.from_yaml(str(output_dir / ENCODER_CONFIG_FILE))
     assert config.type == "bert"
     assert (config.bert.num_layers, config.bert.num_attention_heads) == (2, 3)
     assert (config.bert.vocab_size, config.bert.intermediate_size) == (40, 40)

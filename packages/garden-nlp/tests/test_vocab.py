@@ -7,12 +7,16 @@ import subprocess
 import sys
 
 import pytest
+import sentencepiece  # noqa: F401  (see below)
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from garden_nlp.text import BertTokenizer, SentencepieceTokenizer
 from garden_nlp.text import vocab as vocab_lib
 from garden_nlp.tools import build_vocab
+
+# The sentencepiece extra is in every test install (noxfile.py TEST_EXTRAS), so it is imported
+# plainly: a missing or broken install fails instead of skipping the tests that need it.
 
 COMMON = ["the", "river", "runs", "past", "old", "stone", "bridges", "and", "quiet", "towns"]
 RARE = ["zephyr", "quixotic", "obelisk"]
@@ -84,7 +88,7 @@ def test_writes_are_atomic_and_replace_the_old_file(tmp_path, monkeypatch):
     assert target.read_text() == "[UNK]\nb\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["vocab.txt"]
 
-    def interrupted_rename(source, destination, overwrite=False):
+    def interrupted_rename(source, destination, overwrite=False):  # Local and remote renames.
         assert source != str(target)
         assert (
             pathlib.Path(source).read_text() == "[UNK]\nc\n"
@@ -92,6 +96,7 @@ def test_writes_are_atomic_and_replace_the_old_file(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tf.io.gfile, "rename", interrupted_rename)
+    monkeypatch.setattr(os, "replace", interrupted_rename)
     with pytest.raises(KeyboardInterrupt):
         vocab_lib.write_vocab_file(str(target), ["[UNK]", "c"])
     assert target.read_text() == "[UNK]\nb\n"  # The old file is untouched, no temp file left.
@@ -115,7 +120,6 @@ def test_bad_inputs_name_the_file(tmp_path, corpus):
 
 
 def test_sentencepiece_model_is_learned_loaded_and_round_trips(tmp_path, corpus):
-    pytest.importorskip("sentencepiece")
     model = vocab_lib.learn_sentencepiece_model(corpus, 36, lower_case=True, num_threads=1)
     path = tmp_path / "sp.model"
     vocab_lib.write_bytes_atomically(str(path), model)
@@ -183,7 +187,6 @@ def test_command_builds_a_wordpiece_vocab(tmp_path, corpus, capsys):
 
 
 def test_command_builds_a_sentencepiece_model(tmp_path, corpus):
-    pytest.importorskip("sentencepiece")
     output = tmp_path / "sp.model"
     argv = [f"--input_files={corpus[0]}", f"--output_file={output}", "--vocab_size=36"]
     assert build_vocab.main([*argv, "--type=sentencepiece", "--lower_case"]) == 0

@@ -167,7 +167,8 @@ def test_a_failed_write_keeps_the_old_content_intact(tmp_path, monkeypatch):
     def failing_rename(*args, **kwargs):
         raise OSError("simulated crash before the rename")
 
-    monkeypatch.setattr(tf.io.gfile, "rename", failing_rename)
+    monkeypatch.setattr(tf.io.gfile, "rename", failing_rename)  # Remote paths.
+    monkeypatch.setattr(os, "replace", failing_rename)  # Local paths.
     with pytest.raises(OSError, match="simulated crash"):
         value.write(0.9)
     monkeypatch.undo()

@@ -243,4 +243,4 @@ def test_metrics_writer_repairs_a_line_cut_by_a_crash(tmp_path):
     orbit.utils.MetricsJsonlWriter(str(path)).write("train", 2, {"loss": float("nan")})
     records = orbit.utils.read_metrics_jsonl(str(path))
     assert [r["step"] for r in records] == [1, 2]
-    assert records[1]["metrics"]["loss"] == "nan"
+    assert records[1]["metrics"]["loss"] is None  # NaN is JSON null.

@@ -161,7 +161,7 @@ def test_progress_reporter_is_silent_off_a_terminal():
     reporter = orbit.utils.ProgressReporter(stream=stream)
     line = reporter.update(10, 100, 5.0, {"loss": 0.25, "nested": {"acc": 0.5}})
     assert stream.getvalue() == ""
-    assert line == "step 10/100 | 5 steps/s | ETA 18s | loss 0.25, nested/acc 0.5"
+    assert line == "step 10/100 | 5 steps/s | ETA 18s | loss 0.250   nested/acc 0.500"
 
 
 def test_summary_manager_batches_scalars_and_obeys_record_if(tmp_path):

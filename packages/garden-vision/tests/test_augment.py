@@ -9,7 +9,46 @@ import tensorflow as tf
 
 from garden_vision.ops import augment
 
-_ALL_OPS = (*augment.RANDAUGMENT_OPS, "Grayscale", "Gaussian_Noise")
+# Model Garden's RandAugment ops: `RandAugment.available_ops` in official/vision/ops/augment.py
+# of tf-models-official 2.20 (the 14 transformations of Cubuk et al. 2020, "RandAugment",
+# Sec. 3, less Identity, plus AutoAugment's Invert, Cutout and SolarizeAdd).
+MODEL_GARDEN_RANDAUGMENT_OPS = (
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "Color",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Cutout",
+    "SolarizeAdd",
+)
+# Cubuk et al. 2020, "RandAugment", Sec. 3: the transformations it samples from.
+RANDAUGMENT_PAPER_OPS = (
+    "Identity",
+    "AutoContrast",
+    "Equalize",
+    "Rotate",
+    "Solarize",
+    "Color",
+    "Posterize",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+)
+# Model Garden's `NAME_TO_FUNC` also offers these two outside RandAugment.
+_ALL_OPS = (*MODEL_GARDEN_RANDAUGMENT_OPS, "Grayscale", "Gaussian_Noise")
 # Ops whose output does not depend on the level.
 _LEVEL_FREE_OPS = ("AutoContrast", "Equalize", "Invert", "Grayscale")
 
@@ -88,6 +127,29 @@ def test_pixel_ops_follow_pil_definitions():
     np.testing.assert_array_equal(stretched.reshape(-1, 3).max(0), 255)
 
 
+def test_color_brightness_grayscale_and_cutout_match_numpy_references():
+    image = _image(seed=5)
+    values = image.numpy().astype(np.float64)
+    # ITU-R 601 luma, the gray level of PIL's `convert("L")` and of tf.image.rgb_to_grayscale.
+    gray = values @ np.array([0.2989, 0.587, 0.114])
+    gray3 = np.repeat(gray[..., None], 3, axis=-1)
+    # PIL ImageEnhance semantics: blend(degenerate, image, factor) = d + factor * (image - d).
+    for factor in (0.0, 0.5):
+        np.testing.assert_allclose(
+            augment.color(image, factor).numpy(), gray3 + factor * (values - gray3), atol=1.0
+        )
+    np.testing.assert_allclose(augment.brightness(image, 0.5).numpy(), 0.5 * values, atol=1.0)
+    np.testing.assert_allclose(
+        augment.apply_augmentation_op(image, "Grayscale", 0.0).numpy(), gray3, atol=1.0
+    )
+    # Cutout paints one square of side at most 2 * pad_size with the fill value (gray 128).
+    cut = augment.apply_augmentation_op(image, "Cutout", 10.0).numpy()
+    changed = np.argwhere(np.any(cut != image.numpy(), axis=-1))
+    assert len(changed) > 0
+    rows, cols = changed[:, 0], changed[:, 1]
+    assert np.all(cut[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] == 128)
+
+
 def test_geometric_ops_move_content_and_fill_with_replace():
     image = np.zeros((9, 9, 3), np.uint8)
     image[4, 8] = 255  # Right of the center.
@@ -108,25 +170,10 @@ def test_geometric_ops_move_content_and_fill_with_replace():
 
 
 def test_randaugment_has_model_gardens_ops():
-    assert augment.RANDAUGMENT_OPS == (
-        "AutoContrast",
-        "Equalize",
-        "Invert",
-        "Rotate",
-        "Posterize",
-        "Solarize",
-        "Color",
-        "Contrast",
-        "Brightness",
-        "Sharpness",
-        "ShearX",
-        "ShearY",
-        "TranslateX",
-        "TranslateY",
-        "Cutout",
-        "SolarizeAdd",
-    )
-    assert augment.RandAugment().available_ops == list(augment.RANDAUGMENT_OPS)
+    assert augment.RANDAUGMENT_OPS == MODEL_GARDEN_RANDAUGMENT_OPS
+    assert augment.RandAugment().available_ops == list(MODEL_GARDEN_RANDAUGMENT_OPS)
+    # Every transformation of the paper but Identity (a layer may already leave an image be).
+    assert set(RANDAUGMENT_PAPER_OPS) - set(augment.RANDAUGMENT_OPS) == {"Identity"}
 
 
 def test_randaugment_eagerly_and_in_dataset():
@@ -144,7 +191,7 @@ def test_randaugment_eagerly_and_in_dataset():
 
 def test_randaugment_exclude_ops():
     image = _image()
-    kept = [op for op in augment.RANDAUGMENT_OPS if op != "Invert"]
+    kept = [op for op in MODEL_GARDEN_RANDAUGMENT_OPS if op != "Invert"]
     augmenter = augment.RandAugment(num_layers=1, exclude_ops=kept)
     assert augmenter.available_ops == ["Invert"]
     outcomes = set()
@@ -164,7 +211,7 @@ def test_randaugment_magnitude_changes_the_output():
     tf.random.set_seed(7)
     image = _image(seed=5)
     photometric = ["Color", "Contrast", "Brightness", "Sharpness"]
-    excluded = [op for op in augment.RANDAUGMENT_OPS if op not in photometric]
+    excluded = [op for op in MODEL_GARDEN_RANDAUGMENT_OPS if op not in photometric]
 
     def draws(magnitude):
         augmenter = augment.RandAugment(num_layers=2, magnitude=magnitude, exclude_ops=excluded)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs import backbones as backbone_configs
 from garden_vision.configs.common import NormActivation
@@ -20,7 +21,38 @@ from garden_vision.modeling.backbones.factory import build_backbone
 from garden_vision.modeling.layers import mobile_blocks
 from garden_vision.testing import classifier_parameter_count, run_backbone_test
 
-# Published sizes of the ImageNet classifiers (backbone + pooling + Dense(1000)).
+# (width, depth, resolution, dropout) of each model: the reference implementation's
+# `efficientnet_params` (tensorflow/tpu models/official/efficientnet/efficientnet_builder.py),
+# the coefficients of Tan & Le 2019, "EfficientNet", Sec. 3.3 and Table 2; width and depth
+# are also Model Garden's `SCALING_MAP` (official/vision/modeling/backbones/efficientnet.py).
+PUBLISHED_SCALING = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+# Channels of the outputs at levels 2, 3, 4, 5 and of the 1x1 head ("pre_logits") and the
+# number of MBConv blocks, as the reference implementation builds them (its
+# `round_filters`/`round_repeats` applied to B0's 24, 40, 112, 320, 1280 channels and
+# 1, 2, 2, 3, 3, 4, 1 repeats; e.g. Keras Applications' EfficientNetB7 has 55 blocks and a
+# 2560-channel top).
+PUBLISHED_WIDTHS_AND_BLOCKS = {
+    "b0": ((24, 40, 112, 320, 1280), 16),
+    "b1": ((24, 40, 112, 320, 1280), 23),
+    "b2": ((24, 48, 120, 352, 1408), 23),
+    "b3": ((32, 48, 136, 384, 1536), 26),
+    "b4": ((32, 56, 160, 448, 1792), 32),
+    "b5": ((40, 64, 176, 512, 2048), 39),
+    "b6": ((40, 72, 200, 576, 2304), 45),
+    "b7": ((48, 80, 224, 640, 2560), 55),
+}
+# Sizes of the ImageNet classifiers (backbone + pooling + Dense(1000)): the trainable
+# parameters of Keras Applications' EfficientNetB0-B7; the paper's Table 2 rounds them
+# (5.3M, 7.8M, 9.2M, 12M, 19M, 30M, 43M, 66M).
 PUBLISHED_PARAMS = {
     "b0": 5_288_548,  # 5.3 M
     "b1": 7_794_184,  # 7.8 M
@@ -73,34 +105,45 @@ def test_narrow_efficientnet(tmp_path):
 
 @pytest.mark.parametrize("model_id", sorted(PUBLISHED_PARAMS))
 def test_full_size_levels_and_parameter_count(model_id):
-    resolution = int(SCALING_MAP[model_id]["resolution"])
-    width_scale = SCALING_MAP[model_id]["width_scale"]
+    resolution = PUBLISHED_SCALING[model_id][2]
+    widths, num_blocks = PUBLISHED_WIDTHS_AND_BLOCKS[model_id]
     backbone = EfficientNet(model_id=model_id, input_specs=_spec(resolution))
     # Levels 2-5 have strides 4-32 ("same" padding rounds the sides up).
+    sides = [-(-resolution // 2**level) for level in (2, 3, 4, 5, 5)]
     expected = {
-        level: (None, -(-resolution // 2 ** int(level)), -(-resolution // 2 ** int(level)), width)
-        for level, width in zip("2345", (24, 40, 112, 320), strict=True)
+        key: (None, side, side, width)
+        for key, side, width in zip(("2", "3", "4", "5", "pre_logits"), sides, widths, strict=True)
     }
-    expected = {
-        key: shape[:3] + (round_filters(shape[3], width_scale),) for key, shape in expected.items()
-    }
-    expected["pre_logits"] = expected["5"][:3] + (round_filters(1280, width_scale),)
     assert backbone.output_specs == expected
+    assert len(_blocks(backbone)) == num_blocks
     # The ClassificationModel at 1000 classes: backbone, pooling and Dense(1000).
     count = classifier_parameter_count(backbone)
     assert count == pytest.approx(PUBLISHED_PARAMS[model_id], rel=0.005)
     if model_id == "b0":
         assert expected["5"] == (None, 7, 7, 320)
         blocks = _blocks(backbone)
-        assert len(blocks) == 16
         assert all(block.squeeze_excitation is not None for block in blocks)
         # The published SE width is a quarter of each block's input width.
         first = blocks[1].squeeze_excitation  # 16 -> 24 channels, expanded to 96.
         assert (first.reduce.filters, first.expand.filters) == (4, 96)
 
 
+def test_scaling_map_is_the_published_one():
+    assert {
+        model_id: (
+            values["width_scale"],
+            values["depth_scale"],
+            values["resolution"],
+            values["dropout_rate"],
+        )
+        for model_id, values in SCALING_MAP.items()
+    } == PUBLISHED_SCALING
+
+
 def test_scaling_rules():
-    assert [round_filters(32, SCALING_MAP[m]["width_scale"]) for m in SCALING_MAP] == [
+    # The reference implementation's rounding: multiples of 8, never more than 10 % below
+    # the scaled width (stem: 32 channels); repeats rounded up.
+    assert [round_filters(32, PUBLISHED_SCALING[m][0]) for m in sorted(PUBLISHED_SCALING)] == [
         32,
         32,
         32,
@@ -113,16 +156,6 @@ def test_scaling_rules():
     assert round_filters(1280, 1.1) == 1408
     assert round_repeats(3, 1.4) == 5  # Rounded up.
     assert round_repeats(1, 3.1) == 4
-    assert [SCALING_MAP[m]["resolution"] for m in SCALING_MAP] == [
-        224,
-        240,
-        260,
-        300,
-        380,
-        456,
-        528,
-        600,
-    ]
 
 
 def test_stochastic_depth_grows_with_block_index():
@@ -153,7 +186,7 @@ def test_se_ratio_zero_builds_blocks_without_se():
 def test_unsupported_model_id_raises_config_error(model_id):
     with pytest.raises(ConfigError, match="efficientnet.model_id") as error:
         EfficientNet(model_id=model_id)
-    for supported in SCALING_MAP:
+    for supported in PUBLISHED_SCALING:
         assert supported in str(error.value)
 
 
@@ -171,7 +204,7 @@ def test_builder_honours_norm_activation_and_l2_regularizer():
         activation="hard_swish", use_sync_bn=True, norm_momentum=0.9, norm_epsilon=1e-4
     )
     l2 = keras.regularizers.L2(1e-4)
-    backbone = build_efficientnet(_spec(None), config, norm, l2_regularizer=l2)
+    backbone = build_efficientnet(_spec(None), norm, l2, **plugins.fields_of(config))
     assert isinstance(backbone, EfficientNet)
     assert all(block.se_ratio == 0.25 for block in _blocks(backbone))  # 0 means published.
     layers = list(backbone._flatten_layers(include_self=False, recursive=True))

@@ -13,7 +13,7 @@ import tensorflow as tf
 import yaml
 from colour_data import IMAGE_SIZE, NUM_CLASSES, colour_images, example
 
-from garden_core import cli, registry, task_factory, train_lib
+from garden_core import cli, experiment_factory, registry, task_factory, train_lib
 from garden_core.config import ConfigError
 
 TINY_BACKBONE = {"type": "resnet", "resnet": {"model_id": 10, "depth_multiplier": 0.25}}
@@ -54,7 +54,7 @@ def tiny_overrides(train: str, validation: str, **task) -> dict:
 
 
 def experiment(overrides: dict):
-    params = registry.get_experiment_config("image_classification")
+    params = experiment_factory.get_experiment_config("image_classification")
     params.override(overrides)
     params.validate()
     return params
@@ -203,7 +203,10 @@ def test_backbone_only_initialization_and_frozen_backbone(trained, colour_tfreco
 
     overrides["task"]["freeze_backbone"] = True
     frozen = task_factory.get_task(experiment(overrides).task).build_model()
-    assert {v.path.split("/")[0] for v in frozen.trainable_variables} == {"logits"}
+    assert {v.path for v in frozen.trainable_variables} == {
+        v.path for v in frozen.head.trainable_variables
+    }
+    assert {v.path.split("/")[-1] for v in frozen.trainable_variables} == {"kernel", "bias"}
 
 
 @pytest.mark.parametrize(
@@ -231,44 +234,143 @@ def test_an_unknown_backbone_lists_close_matches(colour_tfrecords):
         experiment(overrides)
 
 
-def test_multilabel_data_uses_sigmoid_loss_and_auc(tmp_path):
-    images, _ = colour_images(32, seed=3)
-    path = tmp_path / "multi.tfrecord"
+def _multilabel_tfrecords(path, num: int, seed: int) -> str:
+    """Images with two dominant colours; their labels are those two colours."""
+    rng = np.random.default_rng(seed)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for i, image in enumerate(images):
+        for _ in range(num):
+            labels = sorted(rng.choice(NUM_CLASSES, size=2, replace=False).tolist())
+            image = rng.integers(0, 90, size=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            image[..., labels] += 150
             feature = {
                 "image/encoded": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])
+                    bytes_list=tf.train.BytesList(
+                        value=[tf.io.encode_png(image.astype(np.uint8)).numpy()]
+                    )
                 ),
-                "image/class/label": tf.train.Feature(
-                    int64_list=tf.train.Int64List(value=sorted({i % 3, (i + 1) % 3}))
-                ),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
             }
             writer.write(
                 tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
             )
+    return str(path)
+
+
+def test_multilabel_classification_trains_and_evaluates_end_to_end(tmp_path):
+    train = _multilabel_tfrecords(tmp_path / "train.tfrecord", 96, seed=3)
+    validation = _multilabel_tfrecords(tmp_path / "valid.tfrecord", 32, seed=4)
     multilabel = {"is_multilabel": True}
     overrides = tiny_overrides(
-        str(path), str(path), train_data=multilabel, validation_data=multilabel
+        train,
+        validation,
+        train_data=multilabel,
+        validation_data=multilabel,
+        evaluation={"precision_and_recall_thresholds": [0.5]},
+        losses={"label_smoothing": 0.0},
     )
-    task = task_factory.get_task(experiment(overrides).task)
-    images, labels = next(iter(task.build_inputs(task.task_config.validation_data)))
+    overrides["trainer"].update(
+        {
+            "train_steps": 40,
+            "steps_per_loop": 20,
+            "summary_interval": 20,
+            "checkpoint_interval": 40,
+            "validation_interval": 40,
+        }
+    )
+    params = experiment(overrides)
+    task = task_factory.get_task(params.task)
+    images, labels = next(iter(task.build_inputs(params.task.validation_data)))
     assert labels.shape == (16, NUM_CLASSES)
     assert labels.dtype == tf.float32
     np.testing.assert_array_equal(np.sum(labels.numpy(), axis=1), 2.0)
-    metrics = task.build_metrics(training=False)
-    assert [m.name for m in metrics] == ["globalPR-AUC", "meanPR-AUC"]
+    # The loss is the per-class sigmoid cross-entropy of the logits.
     model = task.build_model()
-    loss = task.build_losses(labels, model(images, training=False))
-    assert np.isfinite(float(loss))
+    logits = model(images, training=False).numpy().astype(np.float64)
+    targets = labels.numpy()
+    log_sigmoid = -np.logaddexp(0.0, -logits)
+    log_one_minus = -np.logaddexp(0.0, logits)
+    bce = -np.mean(targets * log_sigmoid + (1 - targets) * log_one_minus)
+    assert float(task.build_losses(labels, model(images, training=False))) == pytest.approx(
+        bce, rel=1e-4
+    )
+
+    model_dir = str(tmp_path / "run")
+    _, logs = train_lib.run_experiment(
+        tf.distribute.get_strategy(),
+        task_factory.get_task(params.task, logging_dir=model_dir),
+        "train_and_eval",
+        params,
+        model_dir,
+    )
+    names = ["globalPR-AUC", "meanPR-AUC", "precision_at_0.5", "recall_at_0.5"]
+    assert set(names) <= set(logs)
+    for name in names:
+        assert 0.0 <= logs[name] <= 1.0, (name, logs[name])
+    # Two of three classes are on: chance PR-AUC is about 2/3; the colours are learnable.
+    assert logs["globalPR-AUC"] > 0.85, logs
+    assert logs["meanPR-AUC"] > 0.85, logs
+    with open(f"{model_dir}/metrics.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    train_records = [r for r in records if r["mode"] == "train"]
+    assert "globalPR-AUC" in train_records[-1]["metrics"]
+
+
+def test_multilabel_with_output_softmax_is_refused(colour_tfrecords):
+    multilabel = {"is_multilabel": True}
+    overrides = tiny_overrides(
+        *colour_tfrecords,
+        model={"output_softmax": True},
+        train_data=multilabel,
+        validation_data=multilabel,
+    )
+    with pytest.raises(ConfigError, match="output_softmax.*sigmoid"):
+        task_factory.get_task(experiment(overrides).task)
+
+
+@pytest.mark.parametrize("losses", [{"label_smoothing": 0.1}, {"one_hot": False}])
+def test_output_softmax_trains_on_the_same_cross_entropy_as_logits(colour_tfrecords, losses):
+    images, labels = colour_images(4, seed=7)
+    images = (images.astype(np.float32) - 128.0) / 64.0
+    smoothing = losses.get("label_smoothing", 0.0)
+    targets = np.eye(NUM_CLASSES)[labels] * (1 - smoothing) + smoothing / NUM_CLASSES
+    values = {}
+    weights = None
+    for output_softmax in (False, True):
+        params = experiment(
+            tiny_overrides(
+                *colour_tfrecords, model={"output_softmax": output_softmax}, losses=losses
+            )
+        )
+        task = task_factory.get_task(params.task)
+        model = task.build_model()
+        if weights is None:
+            weights = [w.numpy() for w in model.weights]
+        else:
+            for variable, value in zip(model.weights, weights, strict=True):
+                variable.assign(value)
+        outputs = model(images, training=False)
+        loss = float(task.build_losses(tf.constant(labels), outputs))
+        values[output_softmax] = (outputs.numpy().astype(np.float64), loss)
+    logits, logits_loss = values[False]
+    probabilities, probabilities_loss = values[True]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    # NumPy: the cross-entropy of the softmax of the logits.
+    log_probs = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    expected = -np.mean(np.sum(targets * log_probs, axis=1))
+    assert logits_loss == pytest.approx(expected, rel=1e-4)
+    # With `output_softmax` the loss reads the probabilities the model emits: the same value,
+    # where cross-entropy on them as if they were logits would differ.
+    assert probabilities_loss == pytest.approx(expected, rel=1e-4)
+    as_logits = probabilities - np.log(np.sum(np.exp(probabilities), axis=1, keepdims=True))
+    assert abs(-np.mean(np.sum(targets * as_logits, axis=1)) - expected) > 1e-3
 
 
 def test_experiment_yaml_round_trip_through_garden_show(capsys):
     for name in registry.experiments.names():
         if registry.experiments.entry(name).distribution != "garden-vision":
             continue
-        params = registry.get_experiment_config(name)
-        again = registry.get_experiment_config(name)
+        params = experiment_factory.get_experiment_config(name)
+        again = experiment_factory.get_experiment_config(name)
         again.override(yaml.safe_load(params.as_yaml()))
         assert again == params, name
 
@@ -285,7 +387,7 @@ def test_experiment_yaml_round_trip_through_garden_show(capsys):
     ],
 )
 def test_imagenet_experiments_build_their_full_size_models(name):
-    params = registry.get_experiment_config(name)
+    params = experiment_factory.get_experiment_config(name)
     model = task_factory.get_task(params.task).build_model()
     assert model.output_shape[-1] == 1001
     keras.backend.clear_session()
@@ -298,7 +400,7 @@ def test_the_shapes_experiment_reads_the_generated_dataset(tmp_path):
         shapes.SINGLE, name="single_tiny", train_examples=64, validation_examples=32
     )
     shapes.GardenShapes(config=tiny, data_dir=str(tmp_path)).download_and_prepare()
-    params = registry.get_experiment_config("shapes_classification")
+    params = experiment_factory.get_experiment_config("shapes_classification")
     data = {"tfds_name": "garden_shapes/single_tiny", "tfds_data_dir": str(tmp_path)}
     params.override(
         {
@@ -319,20 +421,3 @@ def test_the_shapes_experiment_reads_the_generated_dataset(tmp_path):
     model = task.build_model()
     logs = task.validation_step((images, labels), model, task.build_metrics(training=False))
     assert np.isfinite(float(logs["loss"]))
-
-
-def test_a_backbone_registered_in_process_plugs_into_the_task(colour_tfrecords):
-    def build_tiny_net(input_specs, backbone_config, norm_activation_config, l2_regularizer=None):
-        inputs = keras.Input(shape=tuple(input_specs.shape[1:]))
-        x = keras.layers.Conv2D(backbone_config.get("width", 4), 3, strides=4)(inputs)
-        return keras.Model(inputs, {"2": x})
-
-    registry.backbones.register("tiny_net", build_tiny_net)
-    try:
-        overrides = tiny_overrides(*colour_tfrecords)
-        overrides["task"]["model"]["backbone"] = {"type": "tiny_net", "tiny_net": {"width": 6}}
-        model = task_factory.get_task(experiment(overrides).task).build_model()
-        assert model.backbone.output["2"].shape[-1] == 6
-        assert model(np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32")).shape == (2, 3)
-    finally:
-        registry.backbones.unregister("tiny_net")

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs import backbones as backbone_configs
 from garden_vision.configs.common import NormActivation
@@ -211,7 +212,7 @@ def test_builder_honours_norm_activation_and_l2_regularizer():
     )
     norm = NormActivation(use_sync_bn=True, norm_momentum=0.9, norm_epsilon=1e-4)
     l2 = keras.regularizers.L2(1e-4)
-    backbone = build_mobilenet(_spec(32), config, norm, l2_regularizer=l2)
+    backbone = build_mobilenet(_spec(32), norm, l2, **plugins.fields_of(config))
     assert isinstance(backbone, MobileNet)
     assert backbone.get_config()["output_stride"] == 16
     layers = _sublayers(backbone)

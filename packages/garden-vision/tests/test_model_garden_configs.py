@@ -4,7 +4,9 @@
 tf-models-official 2.20 dumped to YAML (by `tools/dump_model_garden_configs.py`). Each loads
 into Garden's experiment of the same name and changes nothing, so Garden's defaults are
 Model Garden's. Fields Garden does not support load at their defaults and are errors
-otherwise.
+otherwise. Which experiments need a fixture comes from the registry: every experiment
+garden-vision registers under a name tf-models-official 2.20 also registers
+(`garden_core.testing.model_garden_configs`).
 """
 
 from __future__ import annotations
@@ -14,37 +16,27 @@ import pathlib
 import pytest
 import yaml
 
-from garden_core import registry
+from garden_core import experiment_factory
 from garden_core.config import ConfigError
+from garden_core.testing import model_garden_configs
 
 DATA = pathlib.Path(__file__).parent / "data" / "model_garden"
-NAMES = sorted(path.stem for path in DATA.glob("*.yaml"))
+OFFERED = model_garden_configs.offered_experiments("garden-vision")
 
 
-def test_the_fixtures_cover_every_model_garden_experiment_offered():
-    assert (
-        sorted(
-            [
-                "deit_imagenet_pretrain",
-                "image_classification",
-                "mobilenet_imagenet",
-                "resnet_imagenet",
-                "resnet_rs_imagenet",
-                "revnet_imagenet",
-                "vit_imagenet_finetune",
-                "vit_imagenet_pretrain",
-            ]
-        )
-        == NAMES
-    )
+def test_model_garden_names_come_from_the_committed_registry_list():
+    names = model_garden_configs.model_garden_experiments()
+    assert {"resnet_imagenet", "retinanet", "bert/squad"} <= names
+    assert OFFERED, "garden-vision registers no experiment that Model Garden registers"
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_every_model_garden_named_experiment_has_a_fixture_and_every_fixture_an_experiment():
+    assert model_garden_configs.fixture_problems(DATA, OFFERED) == []
+
+
+@pytest.mark.parametrize("name", OFFERED)
 def test_model_garden_yaml_loads_into_the_garden_experiment_unchanged(name):
-    params = registry.get_experiment_config(name)
-    params.override(yaml.safe_load((DATA / f"{name}.yaml").read_text()))
-    params.validate()
-    assert params == registry.get_experiment_config(name)
+    assert model_garden_configs.changed_fields(DATA, name) == set()
 
 
 @pytest.mark.parametrize(
@@ -65,7 +57,7 @@ def test_an_unsupported_field_set_away_from_its_default_is_an_error(path, value,
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    params = registry.get_experiment_config("deit_imagenet_pretrain")
+    params = experiment_factory.get_experiment_config("deit_imagenet_pretrain")
     with pytest.raises(ConfigError, match=message) as error:
         params.override(data)
     assert path[-1] in str(error.value)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import Backbone
 from garden_vision.configs.backbones import ResNet as ResNetConfig
@@ -228,7 +229,7 @@ def test_builder_honours_norm_activation_and_l2():
     assert len(model.losses) == len(convs) > 0  # One weight-decay term per kernel.
     assert len(ResNet.from_config(model.get_config()).losses) == len(convs)
     # The same model straight from the builder function.
-    direct = build_resnet(_spec(32), config.resnet, norm_activation)
+    direct = build_resnet(_spec(32), norm_activation, **plugins.fields_of(config.resnet))
     assert direct.count_params() == model.count_params()
     assert not direct.losses
 
@@ -276,3 +277,33 @@ def test_blocks_round_trip_and_put_the_stride_on_the_3x3():
     assert ResidualBlock.from_config(basic.get_config()).get_config() == basic.get_config()
     with pytest.raises(ValueError, match="use_projection"):
         ResidualBlock(filters=8, strides=1)(np.zeros((1, 4, 4, 4), "float32"))
+
+
+def test_the_backbone_base_normalizes_input_specs_and_keeps_keras_settings():
+    from garden_vision.modeling.backbones.backbone import Backbone as BackboneBase
+
+    for given in ([None, 32, 32, 3], (None, 32, 32, 3), {"shape": [None, 32, 32, 3]}, _spec(32)):
+        assert BackboneBase.input_spec_of(given).shape == (None, 32, 32, 3)
+    assert ResNet.input_spec_of(None).shape == (None, None, None, 3)
+    with pytest.raises(ConfigError, match=r"ResNet `input_specs`.*\[None, 32, 3\]"):
+        ResNet.input_spec_of([None, 32, 3])
+    with pytest.raises(ConfigError, match="integer or None"):
+        ResNet.input_spec_of([None, "a", 32, 3])
+
+    model = ResNet(
+        10,
+        input_specs=_spec(32),
+        depth_multiplier=0.25,
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        name="frozen_resnet",
+        trainable=False,
+    )
+    config = model.get_config()
+    assert config["name"] == "frozen_resnet"
+    assert config["trainable"] is False
+    assert "dtype" in config
+    assert config["input_specs"] == [None, 32, 32, 3]
+    restored = ResNet.from_config(config)
+    assert restored.name == "frozen_resnet"
+    assert not restored.trainable
+    assert restored.get_config() == config

@@ -75,9 +75,30 @@ def _assert_all_close(actual, expected):
         np.testing.assert_allclose(a, e, atol=1e-4 * scale, rtol=1e-4)
 
 
+# Model Garden's RevNet depths: `REVNET_SPECS` in official/vision/modeling/backbones/revnet.py
+# of tf-models-official 2.20, (block type, channels, blocks) per group. Its docstring cites
+# Gomez et al. 2017, "The Reversible Residual Network": RevNet-38 has the paper's CIFAR
+# groups of 32, 64 and 112 channels (0.46M parameters there, with a 3x3 stem and 10 classes).
+MODEL_GARDEN_REVNET_SPECS = {
+    38: (("residual", 32, 3), ("residual", 64, 3), ("residual", 112, 3)),
+    56: (
+        ("bottleneck", 128, 2),
+        ("bottleneck", 256, 2),
+        ("bottleneck", 512, 3),
+        ("bottleneck", 832, 2),
+    ),
+    104: (
+        ("bottleneck", 128, 2),
+        ("bottleneck", 256, 2),
+        ("bottleneck", 512, 11),
+        ("bottleneck", 832, 2),
+    ),
+}
+
+
 def _analytic_parameter_count(model_id: int, num_classes: int = 1000) -> int:
     """Trainable parameters of Model Garden's RevNet (+ a dense head), counted by hand."""
-    specs = REVNET_SPECS[model_id]
+    specs = MODEL_GARDEN_REVNET_SPECS[model_id]
     channels = specs[0][1]
     total = 7 * 7 * 3 * channels + 2 * channels  # Stem convolution and batch norm.
     for index, (block_type, width, repeats) in enumerate(specs):
@@ -106,12 +127,20 @@ def test_revnet38_backbone(tmp_path):
     )
 
 
-@pytest.mark.parametrize("model_id", sorted(REVNET_SPECS))
+def test_depths_are_model_garden_s():
+    assert {key: tuple(map(tuple, value)) for key, value in REVNET_SPECS.items()} == (
+        MODEL_GARDEN_REVNET_SPECS
+    )
+
+
+@pytest.mark.parametrize("model_id", sorted(MODEL_GARDEN_REVNET_SPECS))
 def test_shapes_blocks_and_parameter_counts(model_id):
     with shapes_only():
         backbone = RevNet(model_id, input_specs=_spec(224))
         blocks = [layer for layer in backbone.layers if isinstance(layer, ReversibleBlock)]
-        assert len(blocks) == sum(repeats for _, _, repeats in REVNET_SPECS[model_id])
+        # The depth in the name counts layers: 38 = 9 blocks x 2 functions x 2 convolutions
+        # + stem + head; 56 = 9 x 2 x 3 + 2 and 104 = 17 x 2 x 3 + 2 (bottlenecks).
+        assert len(blocks) == {38: 9, 56: 9, 104: 17}[model_id]
         # Only blocks that downsample or widen (the first of a group, except RevNet-38's
         # first, which keeps the stem's 32 channels) are not invertible.
         assert [b.invertible for b in blocks].count(False) == {38: 2, 56: 4, 104: 4}[model_id]

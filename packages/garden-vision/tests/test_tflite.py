@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from garden_core import cli, registry, task_factory
+from garden_core import cli, experiment_factory, task_factory
 from garden_vision.ops import preprocess_ops
 from garden_vision.serving import tflite
 
@@ -30,7 +30,7 @@ OVERRIDES = {
 def exported(tmp_path_factory):
     """A MobileNetV3-Small classifier checkpoint exported with the `tflite` input type."""
     root = tmp_path_factory.mktemp("tflite")
-    params = registry.get_experiment_config("mobilenet_imagenet")
+    params = experiment_factory.get_experiment_config("mobilenet_imagenet")
     params.override(OVERRIDES)
     config_file = root / "params.yaml"
     config_file.write_text(params.as_yaml())

@@ -12,7 +12,7 @@ def test_version_matches_the_installed_distribution():
 def test_installed_siblings_satisfy_the_declared_ranges(import_probe):
     _, _, garden_requirements = import_probe
     requirements = garden_requirements("garden-vision")
-    assert sorted(requirements) == ["garden-core"]
+    assert sorted(requirements) == ["garden-core", "garden-orbit"]
     for sibling, requirement in requirements.items():
         installed = importlib.metadata.version(sibling)
         assert requirement.specifier.contains(installed, prereleases=True), (sibling, installed)

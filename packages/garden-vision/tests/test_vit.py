@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs import backbones as backbone_configs
 from garden_vision.modeling.backbones.factory import build_backbone
@@ -135,11 +136,11 @@ def test_input_of_unknown_size(tmp_path):
 def test_build_vit_custom_matches_the_class():
     config = backbone_configs.VisionTransformer.from_dict(TINY_CONFIG)
     specs = keras.layers.InputSpec(shape=[None, 32, 32, 3])
-    built = build_vit(specs, config, None)
+    built = build_vit(specs, None, **plugins.fields_of(config))
     direct = VisionTransformer(input_specs=specs, dropout_rate=0.0, **TINY)
     assert built.count_params() == direct.count_params()
     assert built.output_specs == {"pre_logits": (None, 1, 1, 16)}
-    assert build_vit(specs, TINY_CONFIG).count_params() == direct.count_params()
+    assert build_vit(specs, **TINY_CONFIG).count_params() == direct.count_params()
 
 
 def test_build_backbone_through_the_registry():
@@ -154,29 +155,95 @@ def test_build_backbone_through_the_registry():
 @pytest.mark.parametrize(
     ("model_name", "published"),
     [
+        # Touvron et al. 2021, "Training data-efficient image transformers" (DeiT), Table 1
+        # lists DeiT-Ti at 5M and DeiT-S at 22M parameters.
         ("vit-ti16", 5_717_416),  # DeiT-Ti, 5.7 M.
         ("vit-s16", 22_050_664),  # DeiT-S, 22.1 M.
+        # Exact counts of the 1000-class classifiers as Table 1's architectures give them
+        # (the paper rounds ViT-B to 86M and lists ViT-L as 307M).
         ("vit-b16", 86_567_656),  # ViT-B/16, 86.6 M.
-        ("vit-l16", 304_326_632),  # ViT-L/16, 304 M.
+        ("vit-l16", 304_326_632),  # ViT-L/16, 304.3 M.
     ],
 )
 def test_parameter_counts_match_the_published_ones(model_name, published):
     config = backbone_configs.VisionTransformer(model_name=model_name)
-    model = build_vit(keras.layers.InputSpec(shape=[None, 224, 224, 3]), config)
+    model = build_vit(
+        keras.layers.InputSpec(shape=[None, 224, 224, 3]), **plugins.fields_of(config)
+    )
     total = classifier_parameter_count(model)
     print(f"{model_name}: {total:,} parameters at 1000 classes, published {published:,}")
     assert abs(total - published) / published < 0.005
 
 
-def test_presets_follow_model_garden():
-    assert VIT_SPECS["vit-b32"]["patch_size"] == 32
-    assert VIT_SPECS["vit-h14"] == {
-        "hidden_size": 1280,
-        "patch_size": 14,
-        "mlp_dim": 5120,
-        "num_heads": 16,
-        "num_layers": 32,
-    }
+# Model Garden's presets: `VIT_SPECS` in official/vision/modeling/backbones/vit_specs.py of
+# tf-models-official 2.20, as (hidden_size, patch_size, mlp_dim, num_heads, num_layers).
+MODEL_GARDEN_VIT_SPECS = {
+    "vit-ti16": (192, 16, 768, 3, 12),
+    "vit-s16": (384, 16, 1536, 6, 12),
+    "vit-b16": (768, 16, 3072, 12, 12),
+    "vit-b32": (768, 32, 3072, 12, 12),
+    "vit-l16": (1024, 16, 4096, 16, 24),
+    "vit-l32": (1024, 32, 4096, 16, 24),
+    "vit-h14": (1280, 14, 5120, 16, 32),
+    "vit-g14": (1408, 14, 5632, 16, 40),
+    "vit-G14": (1664, 14, 8192, 16, 48),
+    "vit-e14": (1792, 14, 15360, 16, 56),
+}
+# Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words", Table 1: layers, hidden size D,
+# MLP size, heads and parameters of ViT-Base, ViT-Large and ViT-Huge.
+PAPER_TABLE_1 = {
+    "vit-b16": (12, 768, 3072, 12, 86e6),
+    "vit-l16": (24, 1024, 4096, 16, 307e6),
+    "vit-h14": (32, 1280, 5120, 16, 632e6),
+}
+
+
+def test_presets_are_model_garden_s():
+    assert {
+        name: (
+            spec["hidden_size"],
+            spec["patch_size"],
+            spec["mlp_dim"],
+            spec["num_heads"],
+            spec["num_layers"],
+        )
+        for name, spec in VIT_SPECS.items()
+    } == MODEL_GARDEN_VIT_SPECS
+
+
+@pytest.mark.parametrize("model_name", sorted(PAPER_TABLE_1))
+def test_presets_are_the_paper_s_table_1(model_name):
+    layers, hidden, mlp, heads, _ = PAPER_TABLE_1[model_name]
+    spec = VIT_SPECS[model_name]
+    assert (spec["num_layers"], spec["hidden_size"], spec["mlp_dim"], spec["num_heads"]) == (
+        layers,
+        hidden,
+        mlp,
+        heads,
+    )
+
+
+def test_vit_h14_has_the_paper_s_632m_parameters():
+    """ViT-H/14 is counted without building its 632M weights: every encoder block has the
+    same size, so the count is exactly `p(1) + 31 * (p(2) - p(1))` with `p(n)` the count of
+    the same model with n blocks."""
+    layers, hidden, mlp, heads, published = PAPER_TABLE_1["vit-h14"]
+
+    def count(num_layers):
+        backbone = VisionTransformer(
+            input_specs=keras.layers.InputSpec(shape=[None, 224, 224, 3]),
+            hidden_size=hidden,
+            patch_size=14,
+            mlp_dim=mlp,
+            num_heads=heads,
+            num_layers=num_layers,
+        )
+        return classifier_parameter_count(backbone)
+
+    one, two = count(1), count(2)
+    total = one + (layers - 1) * (two - one)
+    # Table 1 rounds to millions: 632M (the 1000-class classifier has 632,045,800).
+    assert abs(total - published) <= 0.5e6, f"ViT-H/14: {total:,} parameters"
 
 
 def test_original_init_chooses_vit_or_deit_initializers():
@@ -184,9 +251,14 @@ def test_original_init_chooses_vit_or_deit_initializers():
     deit = VisionTransformer(**_tiny_kwargs(original_init=False))
     for model, expected in ((vit, "GlorotUniform"), (deit, "TruncatedNormal")):
         block = model.get_layer("encoderblock_0")
-        assert block.kernel_initializer["class_name"] == expected
-    assert vit.get_layer("embedding").kernel_initializer["class_name"] == "LecunNormal"
-    assert deit.get_layer("embedding").kernel_initializer["class_name"] == "HeUniform"
+        assert _initializer_class(block.kernel_initializer) == expected
+    assert _initializer_class(vit.get_layer("embedding").kernel_initializer) == "LecunNormal"
+    assert _initializer_class(deit.get_layer("embedding").kernel_initializer) == "HeUniform"
+
+
+def _initializer_class(initializer):
+    """The class name of a layer's kernel initializer, however the layer stores it."""
+    return type(keras.initializers.get(initializer)).__name__
 
 
 # Position-embedding interpolation.
@@ -280,7 +352,7 @@ def test_stochastic_depth_is_active_only_in_training():
 def test_unknown_model_name_is_a_config_error():
     config = backbone_configs.VisionTransformer(model_name="vit-x99")
     with pytest.raises(ConfigError, match="model_name") as error:
-        build_vit(keras.layers.InputSpec(shape=[None, 224, 224, 3]), config)
+        build_vit(keras.layers.InputSpec(shape=[None, 224, 224, 3]), **plugins.fields_of(config))
     for accepted in ("'vit-ti16'", "'vit-b16'", "'vit-h14'", "'vit-custom'"):
         assert accepted in str(error.value)
 
@@ -288,7 +360,7 @@ def test_unknown_model_name_is_a_config_error():
 def test_unknown_pooler_is_a_config_error():
     config = backbone_configs.VisionTransformer.from_dict({**TINY_CONFIG, "pooler": "cls"})
     with pytest.raises(ConfigError, match="pooler") as error:
-        build_vit(keras.layers.InputSpec(shape=[None, 32, 32, 3]), config)
+        build_vit(keras.layers.InputSpec(shape=[None, 32, 32, 3]), **plugins.fields_of(config))
     assert "'token', 'gap', 'none'" in str(error.value)
 
 
@@ -305,7 +377,7 @@ def test_settings_that_cannot_be_built_are_config_errors(overrides, size, field)
     config = backbone_configs.VisionTransformer.from_dict(TINY_CONFIG)
     config.override(overrides)
     with pytest.raises(ConfigError, match=field):
-        build_vit(keras.layers.InputSpec(shape=[None, size, size, 3]), config)
+        build_vit(keras.layers.InputSpec(shape=[None, size, size, 3]), **plugins.fields_of(config))
 
 
 # The layers on their own.

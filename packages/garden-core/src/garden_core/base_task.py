@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from garden_core.checkpoint_utils import resolve_checkpoint
 from garden_core.config import ConfigError, DataConfig, OptimizationConfig, RuntimeConfig
 from garden_core.config.definitions import TaskConfig
 from garden_core.optimization import build_optimizer
@@ -41,9 +42,9 @@ class Task(tf.Module, metaclass=abc.ABCMeta):
     """
 
     loss = "loss"
-    # Whether the trainer saves the training-data position in checkpoints (None: whenever
-    # TensorFlow can). A task whose pipeline holds large shuffle buffers (images) or random
-    # augmentation ops, which tf.data cannot serialize, sets it to False.
+    # Whether the trainer saves the training-data position in checkpoints (None: yes, under
+    # every strategy; see `Trainer`). A task whose pipeline holds large shuffle buffers
+    # (images) or random augmentation ops, which tf.data cannot serialize, sets it to False.
     checkpoint_iterator: bool | None = None
 
     def __init__(self, params: TaskConfig, logging_dir: str | None = None, name: str | None = None):
@@ -81,7 +82,7 @@ class Task(tf.Module, metaclass=abc.ABCMeta):
           runtime_config: The runtime config; its `mixed_precision_dtype` and `loss_scale`
             decide loss scaling.
         """
-        optimizer = build_optimizer(optimizer_config)
+        optimizer = build_optimizer(optimizer_config, path="trainer.optimizer_config")
         if runtime_config is not None and runtime_config.mixed_precision_dtype == "float16":
             optimizer = loss_scale_optimizer(optimizer, runtime_config.loss_scale)
         return optimizer
@@ -241,12 +242,3 @@ def loss_scale_optimizer(
     return keras.optimizers.LossScaleOptimizer(
         optimizer, initial_scale=scale, dynamic_growth_steps=2**62
     )
-
-
-def resolve_checkpoint(path: str) -> str | None:
-    """Returns the checkpoint prefix `path` names: itself, or a directory's latest checkpoint."""
-    if tf.io.gfile.isdir(path):
-        return tf.train.latest_checkpoint(path)
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    return None

@@ -1,9 +1,25 @@
 """`Trainer`: runs a `Task` with garden-orbit's standard training and evaluation loops.
 
 The trainer owns the global step, the loss and metric means, the checkpoint (global step,
-model, optimizer, EMA averages and, where TensorFlow can save it, the training-data
-position), and the loss blow-up recovery. The `Controller` in `run_experiment` decides when
-to train, evaluate, save and export.
+model, optimizer, EMA averages and the training-data position), and the loss blow-up
+recovery. The `Controller` in `run_experiment` decides when to train, evaluate, save and
+export.
+
+The training-data position is saved in one of two ways:
+
+- A plain `tf.data` iterator (the default strategy, `off`): its state, as TensorFlow
+  serializes it (`train_iterator` in the checkpoint).
+- A distributed iterator (`one_device`, `mirrored`, `multi_worker_mirrored`, `tpu`): the
+  number of batches the training steps have drawn (`train_data_position`, one int64). In
+  TensorFlow 2.21 a `DistributedIterator` and the `OwnedMultiDeviceIterator` of each worker
+  beneath it cannot be saved (the host iterator and the per-device prefetch buffers live in
+  one resource that has no save op), so a resumed run fast-forwards instead: the new
+  iterator draws and discards that many batches before training continues. Every worker
+  draws one batch a step in lockstep, so one count serves all workers, and the chief's
+  checkpoint, from which every worker resumes, holds it. The resumed data are those of the
+  uninterrupted run when the input pipeline is deterministic (a set `runtime.seed`, which
+  seeds the shuffles, and tf.data's default deterministic order); the fast-forward costs
+  reading that many batches once, at the first training loop.
 """
 
 from __future__ import annotations
@@ -98,6 +114,14 @@ class Recovery:
         self.checkpoint_manager.checkpoint.restore(latest).expect_partial()
 
 
+@tf.function
+def _draw_batches(iterator: Any, count: tf.Tensor) -> None:
+    """Draws `count` batches from `iterator` and discards them."""
+    for _ in tf.range(count):
+        # Stateful: `tf.function` runs it although its value is unused.
+        next(iterator)
+
+
 class _EvaluationCheckpoint(tf.train.Checkpoint):
     """A checkpoint whose restores expect to read only part of a training checkpoint."""
 
@@ -152,11 +176,11 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             distributed with the strategy.
           validation_dataset: The validation dataset; by default built the same way.
           checkpoint_iterator: Save the training-data position in checkpoints, so a resumed
-            run continues mid-epoch exactly. None: yes when TensorFlow can save the
-            iterator, that is for a plain `tf.data` iterator (the default strategy); the
-            iterators of distributed datasets (`mirrored`, `one_device`,
-            `multi_worker_mirrored`, `tpu`) are not trackable. A task can decide for
-            itself with its `checkpoint_iterator` attribute.
+            run continues mid-epoch exactly: the iterator's state for a plain `tf.data`
+            dataset, the number of batches drawn (fast-forwarded on resume) for a
+            distributed one (see the module docstring). None (the default) and True: yes;
+            False: no, a resumed run starts the data pipeline afresh. None defers to the
+            task's `checkpoint_iterator` attribute.
         """
         self._config = config
         self._task = task
@@ -167,6 +191,9 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         self._recovery: Recovery | None = None
         self._loop_first_step = 0
         self._fused_train: tuple[Any, Any] | None = None
+        # The number of batches drawn for training, saved when the data are distributed.
+        self._data_position: tf.Variable | None = None
+        self._data_started = False  # Whether the training iterator exists in this process.
         trainer_config = config.trainer
 
         if train:
@@ -200,18 +227,25 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             )
             if checkpoint_iterator is None:
                 checkpoint_iterator = task.checkpoint_iterator
-            if checkpoint_iterator is None:
+            if checkpoint_iterator is not False:
                 # Only iterators of plain `tf.data` datasets are trackable:
                 # `tf.train.Checkpoint` rejects the `DistributedIterator` of every real
                 # strategy (MirroredStrategy and OneDeviceStrategy included, not only
-                # multi-worker and TPU ones). Checked on the dataset, so the iterator is
-                # still created lazily.
-                checkpoint_iterator = all(
+                # multi-worker and TPU ones); those save the count of batches drawn.
+                if all(
                     isinstance(dataset, tf.data.Dataset)
                     for dataset in tf.nest.flatten(self.train_dataset)
-                )
-            if checkpoint_iterator:
-                checkpoint_items["train_iterator"] = self.train_iterator
+                ):
+                    checkpoint_items["train_iterator"] = self.train_iterator
+                else:
+                    self._data_position = tf.Variable(
+                        0,
+                        dtype=tf.int64,
+                        name="train_data_position",
+                        trainable=False,
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                    )
+                    checkpoint_items["train_data_position"] = self._data_position
         if evaluate:
             if validation_dataset is None:
                 validation_dataset = self._distribute_inputs(config.task.validation_data)
@@ -271,8 +305,36 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
 
     @property
     def checkpoint(self) -> tf.train.Checkpoint:
-        """What a checkpoint holds: global_step, model, optimizer, ema, train_iterator."""
+        """What a checkpoint holds: global_step, model, optimizer, ema and the data position
+        (`train_iterator` or `train_data_position`)."""
         return self._checkpoint
+
+    @property
+    def train_data_position(self) -> tf.Variable | None:
+        """The number of training batches drawn so far, counted across restarts; None when
+        the data position is not saved this way (a plain `tf.data` iterator, or none)."""
+        return self._data_position
+
+    @property
+    def train_iterator(self) -> Any:
+        """The training iterator, created on first use; for distributed data it is then
+        fast-forwarded to `train_data_position` (the position a restored checkpoint gave)."""
+        if self._data_started or self._data_position is None:
+            return orbit.StandardTrainer.train_iterator.fget(self)
+        iterator = orbit.StandardTrainer.train_iterator.fget(self)
+        self._data_started = True
+        batches = int(self._data_position.numpy())
+        if batches:
+            logging.info("Fast-forwarding the training data by %d batches.", batches)
+            _draw_batches(iterator, tf.constant(batches, dtype=tf.int64))
+        return iterator
+
+    @orbit.StandardTrainer.train_dataset.setter
+    def train_dataset(self, dataset: Any) -> None:
+        orbit.StandardTrainer.train_dataset.fset(self, dataset)
+        if self._data_position is not None:  # A new dataset starts at its beginning.
+            self._data_position.assign(0)
+            self._data_started = False
 
     @property
     def ema(self):
@@ -332,6 +394,14 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         logs["learning_rate"] = self._current_learning_rate()
         return logs
 
+    def next_train_batch(self, iterator: Any) -> Any:
+        """`next(iterator)`, counted in `train_data_position` (a `train_step` override must
+        draw its batches through this for a resumed run to fast-forward exactly)."""
+        inputs = next(iterator)
+        if self._data_position is not None:
+            self._data_position.assign_add(1)
+        return inputs
+
     def train_step(self, iterator: Any) -> None:
         def step_fn(inputs):
             logs = self._task.train_step(
@@ -342,7 +412,7 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
                 self._ema.update(self._global_step + 1)
             self._global_step.assign_add(1)
 
-        self._strategy.run(step_fn, args=(next(iterator),))
+        self._strategy.run(step_fn, args=(self.next_train_batch(iterator),))
 
     def train_loop_end(self) -> dict[str, Any]:
         return self._train_logs()
@@ -361,7 +431,12 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
         step = int(self._global_step.numpy())
         if step > self._loop_first_step:
             loss = float(tf.convert_to_tensor(output[self.train_loss.name]).numpy())
+            position = None if self._data_position is None else self._data_position.numpy()
             self._recovery.maybe_recover(loss, step, self._loop_first_step)
+            if position is not None:
+                # The iterator cannot rewind: training goes on with the next batches, and
+                # later checkpoints count them.
+                self._data_position.assign(position)
 
     def _current_learning_rate(self) -> tf.Tensor:
         optimizer = self._optimizer

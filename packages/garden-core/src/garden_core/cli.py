@@ -225,9 +225,10 @@ def _run_show(args: argparse.Namespace) -> int:
     import yaml
 
     from garden_core.config import override_config
+    from garden_core.experiment_factory import get_experiment_config
 
-    defaults = registry_lib.get_experiment_config(args.experiment)
-    config = registry_lib.get_experiment_config(args.experiment)
+    defaults = get_experiment_config(args.experiment)
+    config = get_experiment_config(args.experiment)
     override_config(config, args.config_file, args.params_override)
     config.validate()
     if args.diff:
@@ -243,8 +244,9 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _experiment_config(args: argparse.Namespace):
     from garden_core.config import override_config
+    from garden_core.experiment_factory import get_experiment_config
 
-    config = registry_lib.get_experiment_config(args.experiment)
+    config = get_experiment_config(args.experiment)
     override_config(config, args.config_file, args.params_override)
     config.validate()
     return config
@@ -259,11 +261,9 @@ def _run_experiment(args: argparse.Namespace) -> int:
     task = task_factory.get_task(config.task, logging_dir=args.model_dir)
     _, logs = train_lib.run_experiment(strategy, task, args.mode, config, args.model_dir)
     if logs and train_utils.is_chief(strategy):
-        shown = ", ".join(
-            f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}"
-            for key, value in logs.items()
-        )
-        print(f"final evaluation: {shown}")
+        from garden_orbit.utils import format_metrics
+
+        print(f"final evaluation: {format_metrics(logs)}")
     return 0
 
 

@@ -23,8 +23,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from garden_core.base_task import resolve_checkpoint
+from garden_core.checkpoint_utils import resolve_checkpoint
 from garden_core.config import ExperimentConfig
+from garden_orbit.utils import atomic_write
 
 
 class ExportModule(tf.Module, metaclass=abc.ABCMeta):
@@ -150,8 +151,9 @@ def restore_for_export(model: keras.Model, checkpoint_path: str, ema: Any = None
     return resolved
 
 
-# The temporary directory `export` writes a SavedModel into: `.NAME.tmp-PID-NANOSECONDS`.
-_TEMPORARY_EXPORT = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-\d+")
+# The temporary directory `export` writes a SavedModel into: `.NAME.tmp-PID-RANDOM`
+# (`garden_orbit.utils.atomic_write.temporary_sibling`).
+_TEMPORARY_EXPORT = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+")
 
 
 def _process_is_alive(pid: int) -> bool:
@@ -219,14 +221,7 @@ def export(
     parent = os.path.dirname(os.path.abspath(destination))
     tf.io.gfile.makedirs(parent)
     _remove_stale_temporaries(parent, os.path.basename(destination), timestamped)
-    temporary = os.path.join(
-        parent, f".{os.path.basename(destination)}.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    )
     signatures = export_module.get_inference_signatures(function_keys)
-    try:
+    with atomic_write.atomic_directory(destination) as temporary:
         tf.saved_model.save(export_module, temporary, signatures=signatures)
-        os.rename(temporary, destination)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return destination

@@ -288,29 +288,3 @@ models = registry("models")
 encoders = registry("encoders")
 optimizers = registry("optimizers")
 schedules = registry("schedules")
-
-
-def get_experiment_config(name: str):
-    """Builds the default config of experiment `name` (calls its zero-argument factory).
-
-    Raises:
-      RegistryError: If the name cannot be resolved, or its factory does not return a
-        `garden_core.config.Config`.
-    """
-    from garden_core.config import Config
-
-    factory = experiments.get(name)
-    entry = experiments.entry(name) if name not in experiments._local else None
-    where = f" from {entry.distribution}" if entry else ""
-    try:
-        config = factory()
-    except Exception as error:  # noqa: BLE001
-        raise RegistryError(
-            f"experiment `{name}`{where}: its factory raised {type(error).__name__}: {error}"
-        ) from error
-    if not isinstance(config, Config):
-        raise RegistryError(
-            f"experiment `{name}`{where}: its factory returned {type(config).__name__}, "
-            "not a garden_core.config.Config"
-        )
-    return config

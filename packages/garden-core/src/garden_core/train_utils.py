@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import garden_orbit as orbit
 from garden_core.base_task import Task
 from garden_core.base_trainer import Trainer
 from garden_core.config import ConfigError, ExperimentConfig
+from garden_orbit.utils import atomic_write
 
 PARAMS_FILENAME = "params.yaml"
 BEST_CHECKPOINT_INFO = "info.json"
@@ -26,17 +26,7 @@ BEST_CHECKPOINT_INFO = "info.json"
 
 def write_file_atomically(path: str, content: str) -> None:
     """Writes `content` to `path` through a temporary file in the same directory."""
-    directory = os.path.dirname(path) or "."
-    tf.io.gfile.makedirs(directory)
-    descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write.write_text(path, content)
 
 
 def serialize_config(params: ExperimentConfig, model_dir: str) -> str:
@@ -168,7 +158,13 @@ class BestCheckpointExporter:
                 "eval_logs": to_python(logs),
             }
             write_file_atomically(self._info_path, json.dumps(record, indent=2))
-        logging.info("New best %s = %s at step %d: %s", self._metric_name, value, step, path)
+        logging.info(
+            "New best %s = %s at step %d: %s",
+            self._metric_name,
+            orbit.utils.format_number(value),
+            step,
+            path,
+        )
         self._new_best.commit({self._metric_name: value})
         return True
 

@@ -1,8 +1,9 @@
 """Runs the `garden` command in this process and dies with SIGKILL part-way (used by tests).
 
 Usage:
-    garden_until_killed.py --kill_after_step N -- GARDEN_ARGS...
+    garden_until_killed.py [--logical_cpus M] --kill_after_step N -- GARDEN_ARGS...
     garden_until_killed.py --kill_after_export_write -- GARDEN_ARGS...
+    garden_until_killed.py [--logical_cpus M] -- GARDEN_ARGS...
 
 `--kill_after_step N`: `garden train` on the `mock` experiment sends itself SIGKILL from
 inside the compiled training loop when training step N + 1 starts, i.e. with N steps done
@@ -16,8 +17,13 @@ is untouched, so up to the kill the run is the one `garden train` makes.
 `tf.saved_model.save` has written the SavedModel into the export's temporary directory,
 before it is renamed into place.
 
-Without an option (`-- GARDEN_ARGS...` only) the command just runs. The exit status is the
-command's; a killed process has none (the parent sees -SIGKILL).
+`--logical_cpus M`: splits the CPU into M logical devices before TensorFlow's runtime
+starts (it takes them only then), so `mirrored` has M replicas. `TF_CONFIG` (for
+`multi_worker_mirrored`) comes from the environment; under it every worker is given the same
+kill switch, and the workers die at the same step.
+
+Without a kill switch the command just runs. The exit status is the command's; a killed
+process has none (the parent sees -SIGKILL).
 """
 
 from __future__ import annotations
@@ -55,6 +61,17 @@ def _install_step_kill_switch(kill_after_step: int) -> None:
     registry.tasks.register("MockTaskConfig", MockTaskKilledMidRun, override=True)
 
 
+def _split_cpu(count: int) -> None:
+    import tensorflow as tf
+
+    # Physical devices can be listed without starting the runtime (which would make both
+    # this call and MultiWorkerMirroredStrategy's setup of collective ops fail).
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count
+    )
+
+
 def _install_export_kill_switch() -> None:
     import tensorflow as tf
 
@@ -72,11 +89,14 @@ def _install_export_kill_switch() -> None:
 def main(argv: list[str]) -> int:
     if "--" not in argv:
         raise SystemExit(
-            "usage: garden_until_killed.py [--kill_after_step N | --kill_after_export_write] "
-            "-- GARDEN_ARGS..."
+            "usage: garden_until_killed.py [--logical_cpus M] [--kill_after_step N | "
+            "--kill_after_export_write] -- GARDEN_ARGS..."
         )
     split = argv.index("--")
     options, garden_args = argv[:split], argv[split + 1 :]
+    if options[:1] == ["--logical_cpus"] and len(options) >= 2:
+        _split_cpu(int(options[1]))
+        options = options[2:]
     if options[:1] == ["--kill_after_step"] and len(options) == 2:
         _install_step_kill_switch(int(options[1]))
     elif options == ["--kill_after_export_write"]:

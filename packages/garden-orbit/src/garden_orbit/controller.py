@@ -14,7 +14,6 @@ different outer loop can subclass the Controller or write its own from the same 
 from __future__ import annotations
 
 import os
-import pprint
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,7 +22,7 @@ from absl import logging
 
 from garden_orbit import runner
 from garden_orbit._tensorflow import tf
-from garden_orbit.utils.common import get_value
+from garden_orbit.utils.common import format_metrics, format_number, get_value
 from garden_orbit.utils.metrics_log import MetricsJsonlWriter
 from garden_orbit.utils.progress import ProgressReporter
 from garden_orbit.utils.summary_manager import SummaryManager, scalar_summary
@@ -36,12 +35,11 @@ Action = Callable[[runner.Output], None]
 METRICS_JSONL_FILENAME = "metrics.jsonl"
 
 
-def _format_output(output: Any, indent: int = 4) -> str:
-    """Formats `output` on one line if it fits, else indented over several lines."""
-    lines = pprint.pformat(output).splitlines()
-    if len(lines) == 1:
-        return lines[0]
-    return "\n" + "\n".join(" " * indent + line for line in lines)
+def _format_output(output: Any) -> str:
+    """Formats a loop's output for a log line: `accuracy 0.121  loss 2.45` for a dict."""
+    if isinstance(output, dict):
+        return format_metrics(output)
+    return format_number(output)
 
 
 def _as_tf_variable(global_step: Any) -> tf.Variable:
@@ -302,7 +300,7 @@ class Controller:
         output = tf.nest.map_structure(get_value, output)
         self._log(
             f" eval | step: {current_step: 6d} | eval time: {elapsed: 6.1f} sec | "
-            f"output: {_format_output(output)}"
+            f"{_format_output(output)}"
         )
         self.eval_summary_manager.write_summaries(output)
         self.eval_summary_manager.flush()
@@ -441,7 +439,7 @@ class Controller:
             self.step_timer.start()
         line = (
             f"train | step: {step_now: 6d} | steps/sec: {steps_per_second: 6.1f} | "
-            f"output: {_format_output(output)}"
+            f"{_format_output(output)}"
         )
         if self.progress.enabled:
             logging.info(line)

@@ -16,6 +16,7 @@ from typing import Any
 from garden_orbit import runner
 from garden_orbit._tensorflow import tf
 from garden_orbit.utils import loop_fns
+from garden_orbit.utils.background_release import release_in_background
 from garden_orbit.utils.tpu_summaries import LoopFnWithSummaries
 
 
@@ -171,7 +172,10 @@ class StandardEvaluatorOptions:
         the data ends (`num_steps=-1`) works in this mode too.
       recreate_iterator_for_each_eval: Start each evaluation from the beginning of the
         dataset. Turn it off to continue where the previous evaluation stopped (for an
-        infinite dataset evaluated a fixed number of steps at a time).
+        infinite dataset evaluated a fixed number of steps at a time). When on, each
+        evaluation's iterator is destroyed on a background thread after the evaluation
+        (see `garden_orbit.utils.release_in_background`): destroying an autotuned
+        iterator can block for up to a minute inside TensorFlow.
     """
 
     use_tf_function: bool = True
@@ -266,9 +270,18 @@ class StandardEvaluator(runner.AbstractEvaluator, metaclass=abc.ABCMeta):
             )
         if self._eval_loop_fn is None:
             self._eval_loop_fn = self.create_eval_loop_fn(has_state=state is not None)
-        state = self._eval_loop_fn(
-            self._eval_iter, num_steps, state=state, reduce_fn=self.eval_reduce
-        )
+        try:
+            state = self._eval_loop_fn(
+                self._eval_iter, num_steps, state=state, reduce_fn=self.eval_reduce
+            )
+        finally:
+            if self._eval_options.recreate_iterator_for_each_eval:
+                # Never destroyed here: that can block for up to a minute (see the option).
+                # `del` also drops the reference a tf.Module keeps as a checkpoint dependency.
+                iterators = [self._eval_iter]
+                del self._eval_iter
+                self._eval_iter = None
+                release_in_background(iterators)
         if state is None:
             return self.eval_end()
         return self.eval_end(state)

@@ -1,16 +1,50 @@
 """garden-vision: computer-vision models for Garden, on Keras 3 and TensorFlow.
 
-Model Garden's vision work rebuilt for Keras 3. Today: image classification end to end:
-backbones (`garden_vision.modeling.backbones`: ResNet, RevNet, MobileNet, EfficientNet, ViT),
-the classification model, ops (`garden_vision.ops`), input pipelines
-(`garden_vision.dataloaders`), the built-in `garden_shapes` dataset, the image
-classification task and its experiments, and export (`garden_vision.serving`), registered
-through entry points so `garden list` finds them. Importing `garden_vision` loads none of
-these (nor TensorFlow).
+Model Garden's vision work rebuilt for Keras 3: backbones (ResNet, RevNet, MobileNet,
+EfficientNet, ViT), the classification model, ops, input pipelines, the built-in
+`garden_shapes` dataset, the image classification task and its experiments, and export,
+registered through entry points so `garden list` finds them.
 
-It builds on garden-core and never imports garden-nlp or garden-research.
+Model Garden's import paths work with `official.vision` renamed to `garden_vision`
+(`from garden_vision.modeling.backbones import ResNet`), and the package itself is a short
+namespace like `tensorflow_models.vision`:
+
+    import garden_vision as gv
+
+    backbone = gv.backbones.ResNet(model_id=18)
+    image = gv.preprocess_ops.normalize_image(image)
+
+Every name is imported on first use: importing `garden_vision` loads neither TensorFlow nor
+Keras. It builds on garden-core and never imports garden-nlp or garden-research.
 """
 
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 from garden_vision.__about__ import __version__
 
-__all__ = ["__version__"]
+# Short name -> where it lives (as `tensorflow_models.vision` offers them, for what Garden
+# implements, plus Garden's own subpackages).
+_EXPORTS = {
+    # tensorflow_models.vision's names.
+    "ImageClassificationTask": "garden_vision.tasks.image_classification:ImageClassificationTask",
+    "augment": "garden_vision.ops.augment",
+    "backbones": "garden_vision.modeling.backbones",
+    "classification_model": "garden_vision.modeling.classification_model",
+    "configs": "garden_vision.configs",
+    "decoders": "garden_vision.modeling.decoders",
+    "factory": "garden_vision.modeling.factory",
+    "heads": "garden_vision.modeling.heads",
+    "image_classification": "garden_vision.tasks.image_classification",
+    "layers": "garden_vision.modeling.layers",
+    "models": "garden_vision.modeling.models",
+    "preprocess_ops": "garden_vision.ops.preprocess_ops",
+    "serving": "garden_vision.serving",
+    # Garden's subpackages.
+    "dataloaders": "garden_vision.dataloaders",
+    "datasets": "garden_vision.datasets",
+    "modeling": "garden_vision.modeling",
+    "ops": "garden_vision.ops",
+    "tasks": "garden_vision.tasks",
+}
+
+__getattr__, __dir__, _lazy_names = _lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_lazy_names]

@@ -17,7 +17,10 @@ and run it under mixed precision. A complete backbone test is then a few lines:
             tmp_path=tmp_path,
         )
 
-The checks use plain `assert`s and NumPy, so they run under any test runner.
+The checks are `garden_core.testing.models`' (see there); this module adds what is
+particular to vision: `output_specs` agree with the outputs, `.export` is Keras' own
+(`model.export`), mixed precision is `mixed_bfloat16` (what Model Garden's vision
+experiments use on TPUs), and `classifier_parameter_count` gives the figure papers publish.
 """
 
 from __future__ import annotations
@@ -28,40 +31,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-
-def _as_dict(outputs: Any) -> dict[str, Any]:
-    if isinstance(outputs, Mapping):
-        return dict(outputs)
-    return {"output": outputs}
-
-
-def _numpy(outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    return {key: keras.ops.convert_to_numpy(value) for key, value in outputs.items()}
-
-
-def _assert_close(actual: Mapping, expected: Mapping, what: str, atol: float) -> None:
-    assert sorted(actual) == sorted(expected), (
-        f"{what}: keys {sorted(actual)} != {sorted(expected)}"
-    )
-    for key in expected:
-        np.testing.assert_allclose(
-            np.asarray(actual[key], np.float32),
-            np.asarray(expected[key], np.float32),
-            atol=atol,
-            rtol=atol,
-            err_msg=f"{what}: output {key!r} differs",
-        )
-
-
-def check_output_shapes(
-    outputs: Mapping[str, Any], expected_output_shapes: Mapping[str, tuple[int | None, ...]]
-) -> None:
-    """Asserts that `outputs` has exactly the keys and shapes of `expected_output_shapes`."""
-    shapes = {key: tuple(value.shape) for key, value in outputs.items()}
-    expected = {key: tuple(shape) for key, shape in expected_output_shapes.items()}
-    assert shapes == expected, f"output shapes {shapes} != expected {expected}"
+from garden_core.testing import models as model_checks
 
 
 def check_output_specs(model: keras.Model, outputs: Mapping[str, Any]) -> None:
@@ -76,92 +47,6 @@ def check_output_specs(model: keras.Model, outputs: Mapping[str, Any]) -> None:
         assert len(shape) == len(actual), f"output_specs[{key!r}] = {shape}, output {actual}"
         for want, got in zip(shape[1:], actual[1:], strict=True):
             assert want is None or want == got, f"output_specs[{key!r}] = {shape}, output {actual}"
-
-
-def check_train_step(model: keras.Model, input_data: Any) -> None:
-    """Trains `model` one SGD step on the mean of all its outputs.
-
-    Asserts that the loss is finite, that every trainable variable gets a gradient and that
-    the step changes the weights.
-    """
-    variables = model.trainable_variables
-    assert variables, "the model has no trainable variables"
-    before = [keras.ops.convert_to_numpy(v) for v in variables]
-    with tf.GradientTape() as tape:
-        outputs = _as_dict(model(input_data, training=True))
-        loss = tf.add_n(
-            [tf.reduce_mean(tf.cast(value, tf.float32) ** 2) for value in outputs.values()]
-        )
-        loss += tf.add_n(model.losses) if model.losses else 0.0
-    gradients = tape.gradient(loss, variables)
-    missing = [v.path for v, g in zip(variables, gradients, strict=True) if g is None]
-    assert not missing, f"no gradient reaches {missing}"
-    assert np.isfinite(float(loss)), f"training loss is {float(loss)}"
-    keras.optimizers.SGD(learning_rate=0.1).apply_gradients(zip(gradients, variables, strict=True))
-    changed = any(
-        not np.array_equal(old, keras.ops.convert_to_numpy(v))
-        for old, v in zip(before, variables, strict=True)
-    )
-    assert changed, "one training step changed no weight"
-
-
-def check_saved_model_round_trip(
-    model: keras.Model, input_data: Any, expected: Mapping[str, np.ndarray], tmp_path: str
-) -> None:
-    """Saves and reloads `model` as a `.keras` file and as a SavedModel; compares outputs."""
-    path = os.path.join(str(tmp_path), "model.keras")
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    _assert_close(_numpy(_as_dict(reloaded(input_data, training=False))), expected, ".keras", 1e-5)
-
-    export_dir = os.path.join(str(tmp_path), "saved_model")
-    model.export(export_dir, format="tf_saved_model", verbose=False)
-    loaded = tf.saved_model.load(export_dir)  # Keep a reference: it owns the variables.
-    served = loaded.serve(tf.constant(input_data))
-    _assert_close(_numpy(_as_dict(served)), expected, "SavedModel", 1e-4)
-
-
-def check_checkpoint_round_trip(model: keras.Model, rebuilt: keras.Model, tmp_path: str) -> None:
-    """Saves `model` with `tf.train.Checkpoint` (as garden-core's trainer does) and restores
-    it into `rebuilt`, a fresh copy; asserts that every weight comes back.
-
-    This catches a Keras 3 pitfall: layers that a layer holds in a Python list attribute are
-    invisible to `tf.train.Checkpoint`, so their weights would silently be left out of
-    training checkpoints (`.keras` files still hold them). Keep sublayers in attributes,
-    `keras.Sequential`s or functional models.
-    """
-    saved = tf.train.Checkpoint(model=model).save(os.path.join(str(tmp_path), "ckpt", "ckpt"))
-    stored = {name for name, _ in tf.train.list_variables(saved)}
-    num_stored = sum(1 for name in stored if name.startswith("model/"))
-    assert num_stored == len(model.weights), (
-        f"tf.train.Checkpoint holds {num_stored} of the model's {len(model.weights)} weights: "
-        "some layer keeps sublayers in a list attribute"
-    )
-    tf.train.Checkpoint(model=rebuilt).read(saved).assert_existing_objects_matched()
-    for restored, original in zip(rebuilt.weights, model.weights, strict=True):
-        np.testing.assert_array_equal(
-            keras.ops.convert_to_numpy(restored),
-            keras.ops.convert_to_numpy(original),
-            err_msg=f"checkpoint restore of {original.path}",
-        )
-
-
-def check_mixed_precision(
-    model_class: type[keras.Model],
-    init_kwargs: Mapping[str, Any],
-    input_data: Any,
-    policy: str = "mixed_bfloat16",
-) -> None:
-    """Builds the model under the `policy` dtype policy and checks its outputs are finite."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        model = model_class(**init_kwargs)
-        outputs = _numpy(_as_dict(model(input_data, training=False)))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    for key, value in outputs.items():
-        assert np.all(np.isfinite(value.astype(np.float32))), f"{policy}: {key!r} is not finite"
 
 
 def classifier_parameter_count(backbone: keras.Model, num_classes: int = 1000) -> int:
@@ -181,7 +66,7 @@ def run_backbone_test(
     init_kwargs: Mapping[str, Any],
     input_data: Any,
     expected_output_shapes: Mapping[str, tuple[int | None, ...]],
-    tmp_path: str,
+    tmp_path: str | os.PathLike,
     run_training: bool = True,
     run_saving: bool = True,
     run_mixed_precision: bool = True,
@@ -196,22 +81,16 @@ def run_backbone_test(
       tmp_path: A scratch directory for the saved files.
       run_training, run_saving, run_mixed_precision: Turn single checks off.
     """
-    model = model_class(**init_kwargs)
-    outputs = _as_dict(model(input_data, training=False))
-    check_output_shapes(outputs, expected_output_shapes)
-    check_output_specs(model, outputs)
-    expected = _numpy(outputs)
-
-    # The config rebuilds the same architecture, and a training checkpoint restores it.
-    rebuilt = model_class.from_config(model.get_config())
-    check_output_shapes(_as_dict(rebuilt(input_data, training=False)), expected_output_shapes)
-    assert rebuilt.count_params() == model.count_params(), "from_config changed the model size"
-    check_checkpoint_round_trip(model, rebuilt, tmp_path)
-
-    if run_saving:
-        check_saved_model_round_trip(model, input_data, expected, tmp_path)
-    if run_training:
-        check_train_step(model, input_data)
-    if run_mixed_precision:
-        check_mixed_precision(model_class, init_kwargs, input_data)
+    model = model_checks.run_model_test(
+        lambda: model_class(**init_kwargs),
+        input_data,
+        expected_output_shapes,
+        tmp_path,
+        run_training=run_training,
+        run_saving=run_saving,
+        run_mixed_precision=run_mixed_precision,
+        mixed_precision_policy="mixed_bfloat16",
+        use_keras_export=True,
+    )
+    check_output_specs(model, model_checks.flatten_outputs(model(input_data, training=False)))
     return model

@@ -172,8 +172,9 @@ class OptimizerConfig(OneOfConfig):
     adafactor: AdafactorConfig = _field(AdafactorConfig)
     lion: LionConfig = _field(LionConfig)
 
-    # `type` may also name a `garden.optimizers` plugin; its settings are a mapping under
-    # that name (see `garden_core.config.one_of`).
+    # Each branch is built by the `garden.optimizers` entry point of its name (garden-core's
+    # `optimization.optimizer_builders`). `type` may also name any other registered
+    # optimizer; its settings are then a mapping under that name (see `config.one_of`).
     plugin_kind = "optimizers"
     unsupported_branches = {
         "sgd_experimental": _EXPERIMENTAL,
@@ -297,8 +298,9 @@ class LrConfig(OneOfConfig):
     power_with_offset: PowerDecayWithOffsetLrConfig = _field(PowerDecayWithOffsetLrConfig)
     step_cosine_with_offset: StepCosineLrConfig = _field(StepCosineLrConfig)
 
-    # `type` may also name a `garden.schedules` plugin; its settings are a mapping under that
-    # name (see `garden_core.config.one_of`).
+    # Each branch is built by the `garden.schedules` entry point of its name (garden-core's
+    # `optimization.schedule_builders`). `type` may also name any other registered schedule;
+    # its settings are then a mapping under that name (see `config.one_of`).
     plugin_kind = "schedules"
 
 

@@ -23,9 +23,9 @@ What `read` builds, in order:
    global_batch_size)` (the global size without a context), honouring `drop_remainder`;
    or `transform_and_batch_fn(dataset, input_context)` instead. `global_batch_size` must
    be positive unless `transform_and_batch_fn` is given (Model Garden always batches too).
-7. `postprocess_fn` per batch, `deterministic` and autotuning as dataset options (evaluation
-   pipelines run without autotuning unless `ram_budget` or `autotune_algorithm` is set), then
-   prefetching (`prefetch_buffer_size`, or AUTOTUNE).
+7. `postprocess_fn` per batch, `deterministic` and autotuning (`ram_budget`,
+   `autotune_algorithm`) as dataset options, then prefetching (`prefetch_buffer_size`, or
+   AUTOTUNE).
 
 Files are sharded before they are shuffled, so workers need no shared seed to read disjoint
 files. Nothing is ever downloaded.
@@ -271,20 +271,17 @@ class InputReader:
     def _options(self) -> tf.data.Options | None:
         """The dataset options: `deterministic`, autotuning; None when all are defaults.
 
-        Evaluation pipelines run without tf.data's autotuning unless the config tunes it
-        (`ram_budget`, `autotune_algorithm`): an evaluation iterator is made anew for every
-        evaluation, and destroying the previous one waits for its autotuning thread to wake
-        up, which in TensorFlow 2.21 stalled each evaluation by up to about 20 seconds.
+        Evaluation pipelines are autotuned like training ones. (Destroying an autotuned
+        iterator can block for a while inside TensorFlow; garden-orbit's evaluator destroys
+        each evaluation's iterator on a background thread, so evaluations never wait for it.)
         """
         params = self._params
         tuned = params.ram_budget is not None or params.autotune_algorithm is not None
-        if params.deterministic is None and not tuned and self._training:
+        if params.deterministic is None and not tuned:
             return None
         options = tf.data.Options()
         if params.deterministic is not None:
             options.deterministic = params.deterministic
-        if not self._training and not tuned:
-            options.autotune.enabled = False
         if params.ram_budget is not None:
             options.autotune.ram_budget = params.ram_budget * 1024**3
         if params.autotune_algorithm is not None:

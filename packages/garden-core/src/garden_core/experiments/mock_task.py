@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from garden_core import plugins
 from garden_core.base_task import Task
 from garden_core.data import InputReader
 from garden_core.experiments.mock import MockDataConfig
@@ -33,18 +34,8 @@ class MockTask(Task):
     """
 
     def build_model(self) -> keras.Model:
-        config = self.task_config.model
-        inputs = keras.Input(shape=(config.input_size,), name="features")
-        x = inputs
-        for i in range(config.num_hidden_layers):
-            x = keras.layers.Dense(config.hidden_size, name=f"hidden_{i}")(x)
-            if config.use_batch_norm:
-                x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-            x = keras.layers.Activation("relu")(x)
-        logits = keras.layers.Dense(config.num_classes, name="logits")(x)
-        # Logits in float32 whatever the compute dtype, for a stable loss.
-        outputs = keras.layers.Activation("linear", dtype="float32", name="outputs")(logits)
-        return keras.Model(inputs, outputs, name="mock_model")
+        """The `mock_mlp` model (`garden.models`), built with `task.model`'s fields."""
+        return plugins.build_named("models", "mock_mlp", self.task_config.model, "task.model")
 
     def build_inputs(
         self, params: MockDataConfig, input_context: tf.distribute.InputContext | None = None

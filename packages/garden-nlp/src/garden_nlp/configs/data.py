@@ -254,10 +254,10 @@ class BertPretrainTextDataConfig(DataConfig):
 class QADataConfig(DataConfig):
     """SQuAD-style span prediction from TFRecords of features.
 
-    Records are the tf.Examples `garden_nlp.data.squad_lib` writes: `input_ids`,
+    Records are the tf.Examples `garden_nlp.data.squad_features` writes: `input_ids`,
     `input_mask`, `segment_ids` (`seq_length` int64 each), `unique_ids` and, for training,
     `start_positions` and `end_positions`. As in Model Garden, an evaluation pipeline's
-    `input_path` is the SQuAD JSON file: the task converts it with `squad_lib` (using the
+    `input_path` is the SQuAD JSON file: the task converts it with `squad_features` (using the
     tokenizer and window settings below) into `input_preprocessed_data_path` and reads
     that.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from garden_core.config import Config, OneOfConfig
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
 
 @dataclasses.dataclass
@@ -155,3 +156,10 @@ class EncoderConfig(OneOfConfig):
         "any": "Garden builds custom encoders through `garden.encoders` plugins instead of a "
         "BUILDER attribute",
     }
+
+
+# `build_encoder` lives with the models (it imports Keras); it is offered here too, imported on
+# first use, as Model Garden offers `official.nlp.configs.encoders.build_encoder`.
+__getattr__, __dir__, _lazy_names = _lazy_exports(
+    __name__, {"build_encoder": "garden_nlp.modeling.encoders:build_encoder"}
+)

@@ -21,32 +21,25 @@ tokenizes eagerly for offline conversion. Names are imported on first use, so im
 this package loads neither TensorFlow Text nor the tokenizers.
 """
 
-from __future__ import annotations
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "SentencePredictionDataLoader": "sentence_prediction_dataloader",
-    "SentencePredictionTextDataLoader": "sentence_prediction_dataloader",
-    "TextProcessor": "sentence_prediction_dataloader",
-    "BertPretrainDataLoader": "pretrain_dataloader",
-    "BertPretrainDynamicDataLoader": "pretrain_dynamic_dataloader",
-    "BertPretrainTextDataLoader": "pretrain_text_dataloader",
-    "QuestionAnsweringDataLoader": "question_answering_dataloader",
-    "TaggingDataLoader": "tagging_dataloader",
-    "FullTokenizer": "tokenization",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "BertPretrainDataLoader": ".pretrain_dataloader:BertPretrainDataLoader",
+        "BertPretrainDynamicDataLoader": (
+            ".pretrain_dynamic_dataloader:BertPretrainDynamicDataLoader"
+        ),
+        "BertPretrainTextDataLoader": ".pretrain_text_dataloader:BertPretrainTextDataLoader",
+        "FullTokenizer": ".tokenization:FullTokenizer",
+        "QuestionAnsweringDataLoader": ".question_answering_dataloader:QuestionAnsweringDataLoader",
+        "SentencePredictionDataLoader": (
+            ".sentence_prediction_dataloader:SentencePredictionDataLoader"
+        ),
+        "SentencePredictionTextDataLoader": (
+            ".sentence_prediction_dataloader:SentencePredictionTextDataLoader"
+        ),
+        "TaggingDataLoader": ".tagging_dataloader:TaggingDataLoader",
+        "TextProcessor": ".sentence_prediction_dataloader:TextProcessor",
+    },
+)

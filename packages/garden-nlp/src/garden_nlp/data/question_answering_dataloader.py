@@ -1,12 +1,12 @@
 """Input pipeline of SQuAD-style question answering (span prediction).
 
 `QuestionAnsweringDataLoader` reads the TFRecords of features that
-`garden_nlp.data.squad_lib` writes (see `QADataConfig`) and yields batches of
+`garden_nlp.data.squad_features` writes (see `QADataConfig`) and yields batches of
 `(features, labels)`:
 
 - features: `input_word_ids`, `input_mask`, `input_type_ids` (int32 `[batch, seq_length]`)
   and, for evaluation, `unique_ids` (int32 `[batch]`), which tie each window's logits back
-  to its feature for `squad_lib.postprocess_output`;
+  to its feature for `squad_postprocess.postprocess_output`;
 - labels: for training `start_positions` and `end_positions` (int32 `[batch]`, token
   indices in the window; 0, the `[CLS]` token, when the answer is outside the window or
   the question has none); for evaluation an empty dict.

@@ -18,7 +18,6 @@ Reading:
 
 from __future__ import annotations
 
-import posixpath
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -28,6 +27,7 @@ import tensorflow as tf
 
 from garden_core.config import ConfigError
 from garden_nlp.configs.data import FILE_TYPES
+from garden_orbit.utils import atomic_write
 
 FeatureValue = Any
 """A feature's values: ints, floats, bytes or strings (one, a list or an array)."""
@@ -98,12 +98,6 @@ def make_example(features: Mapping[str, FeatureValue]) -> tf.train.Example:
     )
 
 
-def _temporary_path(path: str) -> str:
-    directory, name = posixpath.split(path)
-    temporary = f".{name}.tmp"
-    return posixpath.join(directory, temporary) if directory else temporary
-
-
 class AtomicTFRecordWriter:
     """Writes a TFRecord file that appears under its name only when complete.
 
@@ -128,14 +122,12 @@ class AtomicTFRecordWriter:
         self.path = path
         self.num_records = 0
         self._compression_type = compression_type
-        self._temporary = _temporary_path(path)
+        self._target = atomic_write.atomic_path(path)
         self._writer: tf.io.TFRecordWriter | None = None
 
     def __enter__(self) -> AtomicTFRecordWriter:
-        directory = posixpath.dirname(self.path)
-        if directory:
-            tf.io.gfile.makedirs(directory)
-        self._writer = tf.io.TFRecordWriter(self._temporary, options=self._compression_type)
+        temporary = self._target.__enter__()
+        self._writer = tf.io.TFRecordWriter(temporary, options=self._compression_type)
         return self
 
     def write(self, record: tf.train.Example | bytes) -> None:
@@ -156,10 +148,7 @@ class AtomicTFRecordWriter:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-        if exc_type is None:
-            tf.io.gfile.rename(self._temporary, self.path, overwrite=True)
-        elif tf.io.gfile.exists(self._temporary):
-            tf.io.gfile.remove(self._temporary)
+        self._target.__exit__(exc_type, exc, traceback)
 
 
 def write_examples(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 
 NAME = "garden_reviews"
 VERSION = "1.0.0"
@@ -124,25 +123,22 @@ def prepare(directory: str | None = None) -> dict[str, str]:
     files = paths(directory)
     if all(os.path.exists(path) for path in files.values()):
         return files
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    from garden_orbit.utils import atomic_write  # Imports TensorFlow: only when writing.
+
+    if os.path.isdir(directory):  # A partial directory from an older, non-atomic writer.
+        shutil.rmtree(directory)
     try:
-        for split in SPLITS:
-            with open(os.path.join(staging, f"{split}.tsv"), "w", encoding="utf-8") as f:
-                f.write("sentence\tlabel\n")
-                for sentence, label in examples(split):
-                    f.write(f"{sentence}\t{label}\n")
-        with open(os.path.join(staging, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(vocabulary()) + "\n")
-        if os.path.isdir(directory):  # A partial directory from an older, non-atomic writer.
-            shutil.rmtree(directory)
-        try:
-            os.rename(staging, directory)
-        except OSError:
-            # Another process prepared it first; keep theirs if it is complete.
-            if not all(os.path.exists(path) for path in files.values()):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with atomic_write.atomic_directory(directory) as staging:
+            os.makedirs(staging)
+            for split in SPLITS:
+                with open(os.path.join(staging, f"{split}.tsv"), "w", encoding="utf-8") as f:
+                    f.write("sentence\tlabel\n")
+                    for sentence, label in examples(split):
+                        f.write(f"{sentence}\t{label}\n")
+            with open(os.path.join(staging, "vocab.txt"), "w", encoding="utf-8") as f:
+                f.write("\n".join(vocabulary()) + "\n")
+    except FileExistsError:
+        # Another process prepared it first; keep theirs if it is complete.
+        if not all(os.path.exists(path) for path in files.values()):
+            raise
     return files

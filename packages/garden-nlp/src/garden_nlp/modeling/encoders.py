@@ -1,27 +1,37 @@
-"""Builds an encoder from its `EncoderConfig` (Model Garden's `encoders.build_encoder`).
+"""Builds encoders through the `garden.encoders` registry (Model Garden's `build_encoder`).
 
-The built-in types `bert`, `bert_v2` and `albert` are built here directly. Any other
-`type` is looked up in the `garden.encoders` registry, so a research package can add one
-with
+Every encoder type, built-in or third-party, is registered in `garden.encoders` and built
+one way, by `garden_core.plugins.build`: the builder `EncoderConfig.type` names is called
+with the chosen branch's settings as keywords,
+
+    builder(**settings)                              # or, when a task shares embeddings,
+    builder(**settings, embedding_layer=<layer>)
+
+and returns a Keras layer that takes the encoder-inputs dict (`input_word_ids`,
+`input_mask`, `input_type_ids`) and returns Garden's encoder-outputs dict
+(`sequence_output`, `pooled_output`, `encoder_outputs`). garden-nlp registers its own
+`bert`, `bert_v2` and `albert` in its `pyproject.toml` exactly as a research package
+registers one:
 
     [project.entry-points."garden.encoders"]
     my_encoder = "my_package.encoders:build_my_encoder"
 
-after which `encoder.type: my_encoder` works in any config; the settings under
-`my_encoder` are passed to the builder as keyword arguments, and it returns a Keras layer
-that takes the encoder-inputs dict and returns Garden's encoder-outputs dict.
+after which `encoder: {type: my_encoder, my_encoder: {...}}` works in any config. The
+built-in builders declare their settings class (`config_class`), so their settings get
+the config's defaults, types and restrictions checked, and an unknown activation name is
+reported as a `plugins.SettingError`; either way the error names the dotted path
+(`task.model.encoder.bert.hidden_activation`).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import keras
 
-from garden_core import registry
+from garden_core import plugins
 from garden_core.config import ConfigError
+from garden_core.config.errors import join_path
 from garden_nlp.configs.encoders import AlbertEncoderConfig, BertEncoderConfig, EncoderConfig
 from garden_nlp.modeling.networks.albert_encoder import AlbertEncoder
 from garden_nlp.modeling.networks.bert_encoder import BertEncoder
@@ -30,32 +40,52 @@ from garden_nlp.modeling.networks.bert_encoder import BertEncoder
 _ACTIVATION_ALIASES = {"identity": "linear", "simple_swish": "silu", "swish": "silu"}
 
 
-def _activation(name: str, where: str) -> str:
+def keras_activation(name: str, setting: str = "hidden_activation") -> str:
+    """The Keras name of the activation `name` (Model Garden's names accepted).
+
+    Raises:
+      plugins.SettingError: If Keras knows no such activation; called through the registry,
+        it becomes a `ConfigError` naming the setting's dotted path.
+    """
     key = _ACTIVATION_ALIASES.get(name.lower(), name.lower())
     try:
         keras.activations.get(key)
     except (ValueError, TypeError):
-        raise ConfigError(f"`{where}` is {name!r}, which is not a known activation") from None
+        raise plugins.SettingError(
+            setting, f"is {name!r}, which is not a known activation"
+        ) from None
     return key
 
 
-def _initializer(stddev: float) -> keras.initializers.Initializer:
-    return keras.initializers.TruncatedNormal(stddev=stddev)
+def _read_settings(config_class: type, settings: dict[str, Any]) -> Any:
+    """The builder's settings as a config, checked (for direct calls of a builder; through
+    the registry, `plugins.call` has checked them under their dotted path already)."""
+    config = config_class.from_dict(settings)
+    config.validate()
+    return config
 
 
 def build_bert_encoder(
-    config: BertEncoderConfig, embedding_layer: keras.layers.Layer | None = None
+    embedding_layer: keras.layers.Layer | None = None, **settings: Any
 ) -> BertEncoder:
-    """Returns the `BertEncoder` a `BertEncoderConfig` describes.
+    """Builds the `BertEncoder` of the `bert` (and `bert_v2`) encoder type.
+
+    Example:
+
+        encoder = build_bert_encoder(vocab_size=100, hidden_size=16, num_layers=2,
+                                     num_attention_heads=2, intermediate_size=32)
 
     Args:
-      config: The encoder's settings.
-      embedding_layer: A word-embedding layer to share, or None for a new one.
+      embedding_layer: A word-embedding layer to share (e.g. between ELECTRA's generator
+        and discriminator), or None for a new one.
+      **settings: The fields of `BertEncoderConfig` (`vocab_size`, `hidden_size`,
+        `num_layers`, ...); unset ones take its defaults (BERT-base).
 
     Raises:
-      ConfigError: If the config breaks a restriction or names an unknown activation.
+      ConfigError: If a setting is unknown, of the wrong type or breaks a restriction.
+      plugins.SettingError: If `hidden_activation` names an unknown activation.
     """
-    config.validate()
+    config = _read_settings(BertEncoderConfig, settings)
     return BertEncoder(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
@@ -64,10 +94,10 @@ def build_bert_encoder(
         max_sequence_length=config.max_position_embeddings,
         type_vocab_size=config.type_vocab_size,
         inner_dim=config.intermediate_size,
-        inner_activation=_activation(config.hidden_activation, "hidden_activation"),
+        inner_activation=keras_activation(config.hidden_activation),
         output_dropout=config.dropout_rate,
         attention_dropout=config.attention_dropout_rate,
-        initializer=_initializer(config.initializer_range),
+        initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range),
         output_range=config.output_range,
         embedding_width=config.embedding_size,
         embedding_layer=embedding_layer,
@@ -76,13 +106,32 @@ def build_bert_encoder(
     )
 
 
-def build_albert_encoder(config: AlbertEncoderConfig) -> AlbertEncoder:
-    """Returns the `AlbertEncoder` (with dict outputs) an `AlbertEncoderConfig` describes.
+build_bert_encoder.config_class = BertEncoderConfig
+
+
+def build_albert_encoder(
+    embedding_layer: keras.layers.Layer | None = None, **settings: Any
+) -> AlbertEncoder:
+    """Builds the `AlbertEncoder` (with dict outputs) of the `albert` encoder type.
+
+    Args:
+      embedding_layer: Must be None: ALBERT builds its own factorized embeddings, so a task
+        that shares an embedding layer cannot use it.
+      **settings: The fields of `AlbertEncoderConfig`; unset ones take its defaults
+        (ALBERT-base).
 
     Raises:
-      ConfigError: If the config breaks a restriction or names an unknown activation.
+      ConfigError: If a setting is unknown, of the wrong type or breaks a restriction.
+      plugins.SettingError: If `hidden_activation` names an unknown activation.
+      ValueError: If an embedding layer is given.
     """
-    config.validate()
+    if embedding_layer is not None:
+        raise ValueError(
+            "the `albert` encoder builds its own factorized embeddings and cannot share an "
+            f"embedding layer (got {type(embedding_layer).__name__}); use `bert` for a task "
+            "that shares one"
+        )
+    config = _read_settings(AlbertEncoderConfig, settings)
     return AlbertEncoder(
         vocab_size=config.vocab_size,
         embedding_width=config.embedding_width,
@@ -92,75 +141,59 @@ def build_albert_encoder(config: AlbertEncoderConfig) -> AlbertEncoder:
         max_sequence_length=config.max_position_embeddings,
         type_vocab_size=config.type_vocab_size,
         intermediate_size=config.intermediate_size,
-        activation=_activation(config.hidden_activation, "hidden_activation"),
+        activation=keras_activation(config.hidden_activation),
         dropout_rate=config.dropout_rate,
         attention_dropout_rate=config.attention_dropout_rate,
-        initializer=_initializer(config.initializer_range),
+        initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range),
         dict_outputs=True,
     )
 
 
-_BUILT_IN: dict[str, Callable[..., keras.layers.Layer]] = {
-    "bert": build_bert_encoder,
-    "bert_v2": build_bert_encoder,
-    "albert": build_albert_encoder,
-}
+build_albert_encoder.config_class = AlbertEncoderConfig
 
 
 def build_encoder(
-    config: EncoderConfig, embedding_layer: keras.layers.Layer | None = None
+    config: EncoderConfig,
+    embedding_layer: keras.layers.Layer | None = None,
+    where: str = "encoder",
 ) -> keras.layers.Layer:
-    """Returns the encoder `config` chooses.
+    """Returns the encoder `config` chooses, built through the `garden.encoders` registry.
+
+    Example:
+
+        config = EncoderConfig.from_dict({"type": "bert", "bert": {"num_layers": 2}})
+        encoder = build_encoder(config)
 
     Args:
       config: The `EncoderConfig` one-of; `type` names the encoder.
       embedding_layer: A word-embedding layer to share (e.g. ELECTRA's generator and
-        discriminator); for `bert`, `bert_v2`, and plugins, which receive it as the
-        `embedding_layer` keyword.
+        discriminator), passed to the builder as `embedding_layer`; None passes nothing.
+      where: The dotted path of `config` in the experiment config, for error messages
+        (a task's encoder is `task.model.encoder`).
 
     Raises:
-      ConfigError: If `type` is unset or names no built-in or registered encoder, or the
-        chosen settings are invalid.
-      ValueError: If `embedding_layer` is given for an encoder that cannot take one.
+      ConfigError: If `type` is unset or names no registered encoder, the settings do not
+        fit its builder (unknown keys, types, restrictions, activation names; the message
+        names the dotted path), it cannot take `embedding_layer`, or it does not return a
+        Keras layer.
     """
     if not isinstance(config, EncoderConfig):
         raise TypeError(f"build_encoder takes an EncoderConfig, got {type(config).__name__}")
-    if not config.type:
-        raise ConfigError("`encoder.type` is not set: choose one of " + _choices())
-    if config.type in _BUILT_IN:
-        branch = config.get()
-        where = f"encoder.{config.type}"
-        branch.validate(where)  # Errors name the full path.
-        _activation(branch.hidden_activation, f"{where}.hidden_activation")
-        if config.type == "albert":
-            if embedding_layer is not None:
-                raise ValueError("the `albert` encoder builds its own embeddings")
-            return build_albert_encoder(branch)
-        return _BUILT_IN[config.type](branch, embedding_layer=embedding_layer)
-    try:
-        builder = registry.encoders.get(config.type)
-    except registry.RegistryError as error:
-        raise ConfigError(f"`encoder.type` = {config.type!r}: {error}") from None
-    settings: dict[str, Any] = config.get()  # A plugin's settings, as keyword arguments.
-    if embedding_layer is not None:
-        settings["embedding_layer"] = embedding_layer
-    try:
-        inspect.signature(builder).bind(**settings)
-    except TypeError as error:
-        raise ConfigError(
-            f"`encoder.{config.type}`: the settings do not fit the `{config.type}` builder: {error}"
-        ) from None
-    except ValueError:  # No signature to check (some built-in callables).
-        pass
-    encoder = builder(**settings)
+    context = {} if embedding_layer is None else {"embedding_layer": embedding_layer}
+    encoder = plugins.build("encoders", config, where, **context)
     if not isinstance(encoder, keras.layers.Layer):
         raise ConfigError(
-            f"`encoder.type` = {config.type!r}: its builder returned "
-            f"{type(encoder).__name__}, not a keras.layers.Layer"
+            f"`{join_path(where, 'type')}` is {config.type!r}: its builder returned "
+            f"{plugins.summarize(encoder)}, not a keras.layers.Layer"
         )
     return encoder
 
 
-def _choices() -> str:
-    names = sorted({*_BUILT_IN, *EncoderConfig.plugin_names()})
-    return ", ".join(names)
+def initializer_range(config: EncoderConfig) -> float:
+    """The encoder's `initializer_range` (0.02, BERT's, when its settings have none).
+
+    Model Garden initializes task heads with the encoder's range; a plugin encoder whose
+    settings do not set one gets BERT's.
+    """
+    settings = plugins.settings_of(config)
+    return float(settings.get("initializer_range", 0.02))

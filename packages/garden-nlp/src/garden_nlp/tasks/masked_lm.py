@@ -14,11 +14,14 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from garden_core import plugins
 from garden_core.base_task import Task
 from garden_nlp.configs import data as data_configs
 from garden_nlp.configs import masked_lm as config_lib
-from garden_nlp.modeling import encoders, layers, models
 from garden_nlp.tasks import utils
+
+# The model's builder in the `garden.models` registry.
+MODEL = "bert_pretrainer"
 
 NEXT_SENTENCE = "next_sentence"
 
@@ -45,28 +48,7 @@ class MaskedLMTask(Task):
     # Model.
 
     def build_model(self) -> keras.Model:
-        config = self.task_config.model
-        heads = [
-            layers.ClassificationHead(
-                inner_dim=head.inner_dim,
-                num_classes=head.num_classes,
-                cls_token_idx=head.cls_token_idx,
-                activation=head.activation,
-                dropout_rate=head.dropout_rate,
-                initializer=keras.initializers.TruncatedNormal(
-                    stddev=config.encoder.get().initializer_range
-                ),
-                name=head.name,
-            )
-            for head in config.cls_heads
-        ]
-        model = models.BertPretrainer(
-            encoder_network=encoders.build_encoder(config.encoder),
-            mlm_activation=config.mlm_activation,
-            mlm_initializer=keras.initializers.TruncatedNormal(stddev=config.mlm_initializer_range),
-            classification_heads=heads,
-        )
-        utils.freeze_unused_pooler(model)
+        model = plugins.build_named("models", MODEL, self.task_config.model, "task.model")
         return utils.build_variables(model, {"masked_lm_positions": tf.zeros([1, 1], tf.int32)})
 
     def initialize(self, model: keras.Model) -> None:

@@ -19,11 +19,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from garden_core import plugins
 from garden_core.base_task import Task
 from garden_core.config import ConfigError
 from garden_nlp.configs import question_answering as config_lib
-from garden_nlp.modeling import encoders, models
 from garden_nlp.tasks import utils
+
+# The model's builder in the `garden.models` registry.
+MODEL = "bert_span_labeler"
 
 EVAL_FEATURES_FILE = "eval_features.tf_record"
 
@@ -40,12 +43,7 @@ class QuestionAnsweringTask(Task):
     # Model.
 
     def build_model(self) -> keras.Model:
-        encoder = self.task_config.model.encoder
-        model = models.BertSpanLabeler(
-            network=encoders.build_encoder(encoder),
-            initializer=utils.encoder_initializer(encoder),
-        )
-        utils.freeze_unused_pooler(model)
+        model = plugins.build_named("models", MODEL, self.task_config.model, "task.model")
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:
@@ -59,7 +57,7 @@ class QuestionAnsweringTask(Task):
         """Converts the SQuAD evaluation file into window features (once per task)."""
         if self._eval_data is not None:
             return self._eval_data
-        from garden_nlp.data import squad_lib
+        from garden_nlp.data import squad_features
         from garden_nlp.data.tokenization import FullTokenizer
 
         if not params.vocab_file:
@@ -76,7 +74,7 @@ class QuestionAnsweringTask(Task):
         tf.io.gfile.makedirs(directory)
         path = os.path.join(directory, EVAL_FEATURES_FILE)
         tokenizer = FullTokenizer(params.vocab_file, params.do_lower_case, params.tokenization)
-        examples, features = squad_lib.prepare_eval_features(
+        examples, features = squad_features.prepare_eval_features(
             params.input_path,
             tokenizer,
             path,
@@ -144,7 +142,7 @@ class QuestionAnsweringTask(Task):
         }
 
     def aggregate_logs(self, state=None, step_logs=None):
-        from garden_nlp.data.squad_lib import RawResult
+        from garden_nlp.data.squad_postprocess import RawResult
 
         state = state if state is not None else []
         if step_logs is None:
@@ -157,12 +155,12 @@ class QuestionAnsweringTask(Task):
         return state
 
     def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
-        from garden_nlp.data import squad_lib
+        from garden_nlp.data import squad_postprocess
         from garden_nlp.metrics import squad_evaluate
 
         params = self.task_config.validation_data
         examples, features, _ = self._evaluation_data(params)
-        predictions, _, _ = squad_lib.postprocess_output(
+        predictions, _, _ = squad_postprocess.postprocess_output(
             examples,
             features,
             aggregated_logs or [],
@@ -174,7 +172,9 @@ class QuestionAnsweringTask(Task):
             tokenizer=self._tokenizer,
         )
         if self.logging_dir:
-            squad_lib.write_json(predictions, os.path.join(self.logging_dir, "predictions.json"))
+            squad_postprocess.write_json(
+                predictions, os.path.join(self.logging_dir, "predictions.json")
+            )
         scores = squad_evaluate(params.input_path, predictions)
         return {key: float(np.float64(value)) for key, value in scores.items()}
 

@@ -15,13 +15,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from garden_core import plugins
 from garden_core.base_task import Task
 from garden_core.config import ConfigError
 from garden_nlp import metrics as metrics_lib
 from garden_nlp.configs import data as data_configs
 from garden_nlp.configs import sentence_prediction as config_lib
-from garden_nlp.modeling import encoders, models
 from garden_nlp.tasks import utils
+
+# The model's builder in the `garden.models` registry.
+MODEL = "bert_classifier"
 
 
 class SentencePredictionTask(Task):
@@ -49,16 +52,7 @@ class SentencePredictionTask(Task):
     # Model.
 
     def build_model(self) -> keras.Model:
-        config = self.task_config.model
-        model = models.BertClassifier(
-            network=encoders.build_encoder(config.encoder),
-            num_classes=config.num_classes,
-            initializer=utils.encoder_initializer(config.encoder),
-            dropout_rate=config.dropout_rate,
-            use_encoder_pooler=config.use_encoder_pooler,
-        )
-        if not config.use_encoder_pooler:
-            utils.freeze_unused_pooler(model)
+        model = plugins.build_named("models", MODEL, self.task_config.model, "task.model")
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:

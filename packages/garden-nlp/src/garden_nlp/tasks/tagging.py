@@ -15,12 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from garden_core import plugins
 from garden_core.base_task import Task
 from garden_core.config import ConfigError
 from garden_nlp import metrics as metrics_lib
 from garden_nlp.configs import tagging as config_lib
-from garden_nlp.modeling import encoders, models
 from garden_nlp.tasks import utils
+
+# The model's builder in the `garden.models` registry (called with `num_classes` added).
+MODEL = "bert_token_classifier"
 
 
 def _scored(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -44,14 +47,13 @@ class TaggingTask(Task):
             raise ConfigError(f"`task.class_names` repeats names: {params.class_names}")
 
     def build_model(self) -> keras.Model:
-        config = self.task_config.model
-        model = models.BertTokenClassifier(
-            network=encoders.build_encoder(config.encoder),
+        model = plugins.build_named(
+            "models",
+            MODEL,
+            self.task_config.model,
+            "task.model",
             num_classes=len(self.task_config.class_names),
-            initializer=keras.initializers.TruncatedNormal(stddev=config.head_initializer_range),
-            dropout_rate=config.head_dropout,
         )
-        utils.freeze_unused_pooler(model)
         return utils.build_variables(model)
 
     def initialize(self, model: keras.Model) -> None:

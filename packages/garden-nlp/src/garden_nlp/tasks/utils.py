@@ -1,4 +1,4 @@
-"""Helpers shared by the NLP tasks: encoders from configs, pretrained checkpoints, host logs."""
+"""Helpers shared by the NLP tasks: building variables, pretrained checkpoints, host logs."""
 
 from __future__ import annotations
 
@@ -9,12 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from garden_core.base_task import resolve_checkpoint
-
-
-def encoder_initializer(encoder_config) -> keras.initializers.Initializer:
-    """The head initializer Model Garden uses: truncated normal with the encoder's range."""
-    return keras.initializers.TruncatedNormal(stddev=encoder_config.get().initializer_range)
+from garden_core.checkpoint_utils import resolve_checkpoint
 
 
 def build_variables(model: keras.Model, extra_inputs: Mapping[str, Any] | None = None):
@@ -28,18 +23,6 @@ def build_variables(model: keras.Model, extra_inputs: Mapping[str, Any] | None =
     inputs = {"input_word_ids": ids, "input_mask": tf.ones_like(ids), "input_type_ids": ids}
     model({**inputs, **(extra_inputs or {})}, training=False)
     return model
-
-
-def freeze_unused_pooler(model: keras.Model) -> None:
-    """Takes the encoder's pooler out of training, for models whose heads do not use it.
-
-    Such a model (a span labeler, a token classifier, a pretrainer whose heads pool `[CLS]`
-    themselves, a classifier without `use_encoder_pooler`) gives the pooler no gradient; it
-    stays in checkpoints, so a later fine-tuning can still start from it.
-    """
-    pooler = getattr(model.checkpoint_items["encoder"], "pooler_layer", None)
-    if pooler is not None:
-        pooler.trainable = False
 
 
 def restore_pretrained(

@@ -23,11 +23,11 @@ from __future__ import annotations
 import collections
 import io
 import os
-import posixpath
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow as tf
+
+from garden_orbit.utils import atomic_write
 
 RESERVED_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 """The tokens a learned WordPiece vocabulary starts with, in id order."""
@@ -108,22 +108,7 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
         path: The file to write; its folder is created if missing.
         data: The file's contents.
     """
-    directory = posixpath.dirname(path)
-    if directory and not tf.io.gfile.isdir(directory):
-        tf.io.gfile.makedirs(directory)
-    name = posixpath.basename(path)
-    temporary = posixpath.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
-    try:
-        with tf.io.gfile.GFile(temporary, "wb") as f:
-            f.write(data)
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-    except BaseException:
-        try:
-            if tf.io.gfile.exists(temporary):
-                tf.io.gfile.remove(temporary)
-        except (tf.errors.OpError, OSError):
-            pass
-        raise
+    atomic_write.write_bytes(path, data)
 
 
 def write_vocab_file(path: str, tokens: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ Model Garden's `create_finetuning_data.py` for Garden, one input file at a time:
   regression) and `example_id` (the row's index), for `SentencePredictionDataLoader`.
 * `--task_type=squad`: a SQuAD 1.1 / 2.0 JSON file to window features with
   `--max_seq_length`, `--doc_stride`, `--max_query_length` (see
-  `garden_nlp.data.squad_lib`); `--no-is_training` writes evaluation features (with
+  `garden_nlp.data.squad_features`); `--no-is_training` writes evaluation features (with
   `unique_ids`, without answer positions). For `QuestionAnsweringDataLoader`.
 * `--task_type=tagging`: CoNLL-style text (a word and its tag per line, blank lines
   between sentences) with the tag names in `--label_list`; long sentences are split.
@@ -42,7 +42,13 @@ import tensorflow as tf
 
 from garden_core.config import ConfigError
 from garden_nlp.configs.data import TOKENIZATIONS
-from garden_nlp.data import squad_lib, tagging_dataloader, tfrecord_lib
+from garden_nlp.data import (
+    squad_features,
+    squad_postprocess,
+    squad_reader,
+    tagging_dataloader,
+    tfrecord_lib,
+)
 from garden_nlp.data.tokenization import FullTokenizer
 
 TASK_TYPES = ("classification", "regression", "squad", "tagging")
@@ -211,10 +217,10 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
             elif regression:
                 meta["num_labels"] = 1
         elif args.task_type == "squad":
-            examples = squad_lib.read_squad_examples(
+            examples = squad_reader.read_squad_examples(
                 args.input_file, args.is_training, args.version_2_with_negative
             )
-            features = squad_lib.convert_examples_to_features(
+            features = squad_features.convert_examples_to_features(
                 examples,
                 tokenizer,
                 args.max_seq_length,
@@ -222,7 +228,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
                 args.max_query_length,
                 args.is_training,
             )
-            count, _ = squad_lib.write_features(features, args.output_file, args.is_training)
+            count, _ = squad_features.write_features(features, args.output_file, args.is_training)
             meta.update(
                 task_type="bert_squad",
                 max_query_length=args.max_query_length,
@@ -250,7 +256,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         raise FinetuningDataError(f"cannot write {args.output_file!r}: {error}") from None
     meta["train_data_size" if args.is_training else "eval_data_size"] = count
     if args.meta_data_file_path:
-        squad_lib.write_json(meta, args.meta_data_file_path)
+        squad_postprocess.write_json(meta, args.meta_data_file_path)
     return meta
 
 

@@ -45,7 +45,10 @@ from typing import Any
 import numpy as np
 
 from garden_nlp.configs.encoders import BertEncoderConfig
-from garden_nlp.tools import bert_checkpoint_common as common
+from garden_nlp.tools import bert_checkpoint_building as building
+from garden_nlp.tools import bert_checkpoint_command as command
+from garden_nlp.tools import bert_checkpoint_mapping as mapping
+from garden_nlp.tools import bert_checkpoint_writing as writing
 
 _PROG = "garden-convert-hf-bert"
 SAFETENSORS_FILE = "model.safetensors"
@@ -59,7 +62,7 @@ def _safetensors() -> Any:
     try:
         import safetensors
     except ImportError:
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             "reading Hugging Face checkpoints needs the `safetensors` package: "
             "pip install 'garden-nlp[huggingface]'"
         ) from None
@@ -80,27 +83,27 @@ def read_hf_config(config_file: str) -> BertEncoderConfig:
         position embeddings, a decoder config, an unsupported activation, or a missing or
         mistyped field.
     """
-    config = common.read_json_config(config_file, "Hugging Face config")
+    config = mapping.read_json_config(config_file, "Hugging Face config")
     model_type = config.get("model_type", "bert")
     if model_type != "bert":
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"{config_file}: `model_type` = {model_type!r} is not supported; this converter "
             "reads BERT (`model_type: bert`) checkpoints"
         )
-    common.check_layer_norm_epsilon(config.get("layer_norm_eps", 1e-12), config_file)
+    mapping.check_layer_norm_epsilon(config.get("layer_norm_eps", 1e-12), config_file)
     position_type = config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"{config_file}: `position_embedding_type` = {position_type!r} is not supported; "
             "Garden's BERT has absolute position embeddings"
         )
     for flag in ("is_decoder", "add_cross_attention"):
         if config.get(flag, False):
-            raise common.ConversionError(
+            raise mapping.ConversionError(
                 f"{config_file}: `{flag}` = true is not supported; Garden's BERT is a "
                 "bidirectional encoder"
             )
-    return common.encoder_config_from_fields(config, config_file)
+    return mapping.encoder_config_from_fields(config, config_file)
 
 
 def _bf16_reader(path: str) -> Any:
@@ -121,7 +124,7 @@ def _bf16_reader(path: str) -> Any:
     return read
 
 
-def read_safetensors(model_dir: str) -> common.SourceTensors:
+def read_safetensors(model_dir: str) -> mapping.SourceTensors:
     """Opens the safetensors weights of a Hugging Face model folder (single or sharded).
 
     Raises:
@@ -134,9 +137,9 @@ def read_safetensors(model_dir: str) -> common.SourceTensors:
     if os.path.isfile(single):
         files = {single: None}
     elif os.path.isfile(index):
-        weight_map = common.read_json_config(index, "safetensors index").get("weight_map")
+        weight_map = mapping.read_json_config(index, "safetensors index").get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
-            raise common.ConversionError(f"{index}: expected a non-empty `weight_map` object")
+            raise mapping.ConversionError(f"{index}: expected a non-empty `weight_map` object")
         files = {}
         for name, shard in weight_map.items():
             files.setdefault(os.path.join(model_dir, str(shard)), set()).add(name)
@@ -147,12 +150,12 @@ def read_safetensors(model_dir: str) -> common.SourceTensors:
             if os.path.exists(os.path.join(model_dir, f))
         ]
         hint = (
-            f" (it has {common.listing(others)}; re-save the model with "
+            f" (it has {mapping.listing(others)}; re-save the model with "
             "`save_pretrained(..., safe_serialization=True)`)"
             if others
             else ""
         )
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"--model_dir {model_dir} has neither {SAFETENSORS_FILE} nor "
             f"{SAFETENSORS_INDEX_FILE}{hint}"
         )
@@ -170,12 +173,12 @@ def read_safetensors(model_dir: str) -> common.SourceTensors:
                     if tensor.get_dtype() == "BF16":
                         bf16_files.add(path)
         except FileNotFoundError:
-            raise common.ConversionError(f"{path}, named by {index}, does not exist") from None
+            raise mapping.ConversionError(f"{path}, named by {index}, does not exist") from None
         except Exception as e:  # safetensors raises its own error types for bad files
-            raise common.ConversionError(f"cannot read {path}: {e}") from None
+            raise mapping.ConversionError(f"cannot read {path}: {e}") from None
         if expected is not None and not expected <= names:
-            raise common.ConversionError(
-                f"{path} lacks tensors {index} places there: {common.listing(expected - names)}"
+            raise mapping.ConversionError(
+                f"{path} lacks tensors {index} places there: {mapping.listing(expected - names)}"
             )
     bf16_readers = {path: _bf16_reader(path) for path in bf16_files}
 
@@ -186,27 +189,27 @@ def read_safetensors(model_dir: str) -> common.SourceTensors:
                 return bf16_readers[path](name)
             return f.get_tensor(name)
 
-    return common.SourceTensors(shapes, read, f"Hugging Face weights in {model_dir}")
+    return mapping.SourceTensors(shapes, read, f"Hugging Face weights in {model_dir}")
 
 
-def _norm_names(source: common.SourceTensors, scope: str) -> tuple[str, str]:
+def _norm_names(source: mapping.SourceTensors, scope: str) -> tuple[str, str]:
     if f"{scope}.gamma" in source and f"{scope}.weight" not in source:
         return f"{scope}.gamma", f"{scope}.beta"
     return f"{scope}.weight", f"{scope}.bias"
 
 
 def _encoder_mappings(
-    encoder: Any, source: common.SourceTensors, prefix: str
-) -> list[common.WeightMapping]:
-    m = common.WeightMapping
+    encoder: Any, source: mapping.SourceTensors, prefix: str
+) -> list[mapping.WeightMapping]:
+    m = mapping.WeightMapping
 
-    def dense(scope: str, layer: Any) -> list[common.WeightMapping]:
+    def dense(scope: str, layer: Any) -> list[mapping.WeightMapping]:
         return [
-            m(f"{scope}.weight", layer.kernel, common.TRANSPOSED),
+            m(f"{scope}.weight", layer.kernel, mapping.TRANSPOSED),
             m(f"{scope}.bias", layer.bias),
         ]
 
-    def norm(scope: str, layer: Any) -> list[common.WeightMapping]:
+    def norm(scope: str, layer: Any) -> list[mapping.WeightMapping]:
         gamma, beta = _norm_names(source, scope)
         return [m(gamma, layer.gamma), m(beta, layer.beta)]
 
@@ -229,15 +232,15 @@ def _encoder_mappings(
                 m(
                     f"{scope}.attention.self.{name}.weight",
                     layer.kernel,
-                    common.TRANSPOSED_MERGED_HEADS_OUT,
+                    mapping.TRANSPOSED_MERGED_HEADS_OUT,
                 ),
-                m(f"{scope}.attention.self.{name}.bias", layer.bias, common.MERGED_HEADS_OUT),
+                m(f"{scope}.attention.self.{name}.bias", layer.bias, mapping.MERGED_HEADS_OUT),
             ]
         mappings += [
             m(
                 f"{scope}.attention.output.dense.weight",
                 attention.output_dense.kernel,
-                common.TRANSPOSED_MERGED_HEADS_IN,
+                mapping.TRANSPOSED_MERGED_HEADS_IN,
             ),
             m(f"{scope}.attention.output.dense.bias", attention.output_dense.bias),
             *norm(f"{scope}.attention.output.LayerNorm", block.attention_layer_norm),
@@ -249,34 +252,34 @@ def _encoder_mappings(
 
 
 def _head_mappings(
-    source: common.SourceTensors, prefix: str, masked_lm: Any, next_sentence: Any
-) -> list[common.WeightMapping]:
-    m = common.WeightMapping
+    source: mapping.SourceTensors, prefix: str, masked_lm: Any, next_sentence: Any
+) -> list[mapping.WeightMapping]:
+    m = mapping.WeightMapping
     gamma, beta = _norm_names(source, "cls.predictions.transform.LayerNorm")
     bias = "cls.predictions.bias"
     if bias not in source and "cls.predictions.decoder.bias" in source:
         bias = "cls.predictions.decoder.bias"
     return [
-        m("cls.predictions.transform.dense.weight", masked_lm.dense.kernel, common.TRANSPOSED),
+        m("cls.predictions.transform.dense.weight", masked_lm.dense.kernel, mapping.TRANSPOSED),
         m("cls.predictions.transform.dense.bias", masked_lm.dense.bias),
         m(gamma, masked_lm.layer_norm.gamma),
         m(beta, masked_lm.layer_norm.beta),
         m(bias, masked_lm.bias),
-        m(f"{prefix}pooler.dense.weight", next_sentence.dense.kernel, common.TRANSPOSED),
+        m(f"{prefix}pooler.dense.weight", next_sentence.dense.kernel, mapping.TRANSPOSED),
         m(f"{prefix}pooler.dense.bias", next_sentence.dense.bias),
-        m("cls.seq_relationship.weight", next_sentence.out_proj.kernel, common.TRANSPOSED),
+        m("cls.seq_relationship.weight", next_sentence.out_proj.kernel, mapping.TRANSPOSED),
         m("cls.seq_relationship.bias", next_sentence.out_proj.bias),
     ]
 
 
-def _check_tied(source: common.SourceTensors, name: str, tied_to: str) -> None:
+def _check_tied(source: mapping.SourceTensors, name: str, tied_to: str) -> None:
     """Checks that the tensor `name`, if present, equals `tied_to`, and marks it used."""
     if name not in source or name in source.used:
         return
     if source.shape(name) != source.shape(tied_to) or not np.array_equal(
         source.read(name), source.read(tied_to)
     ):
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"{source.description}: `{name}` differs from `{tied_to}`; Garden's masked-LM "
             "head ties them, so an untied checkpoint cannot be converted"
         )
@@ -298,7 +301,7 @@ def convert_hf_bert_checkpoint(
     output_dir: str,
     include_pretraining_heads: bool = False,
     overwrite: bool = False,
-) -> common.ConversionResult:
+) -> command.ConversionResult:
     """Converts a Hugging Face BERT model folder into a Garden checkpoint and encoder config.
 
     Args:
@@ -316,25 +319,25 @@ def convert_hf_bert_checkpoint(
       ConversionError: For a bad config, a missing, misshaped or unknown tensor, or an
         output folder that may not be written; nothing is written then.
     """
-    common.check_output_dir(os.path.abspath(output_dir), overwrite)
+    writing.check_output_dir(os.path.abspath(output_dir), overwrite)
     if not os.path.isdir(model_dir):
-        raise common.ConversionError(f"--model_dir {model_dir} is not a folder")
+        raise mapping.ConversionError(f"--model_dir {model_dir} is not a folder")
     config = read_hf_config(os.path.join(model_dir, CONFIG_FILE))
     source = read_safetensors(model_dir)
     prefix = "bert." if "bert." + _EMBEDDINGS in source else ""
-    encoder = common.build_bert_encoder(config)
-    mappings = _encoder_mappings(encoder, source, prefix)
-    items: dict[str, Any] = {"encoder": encoder}
     if include_pretraining_heads:
-        pretrainer = common.build_bert_pretrainer(encoder, config)
-        items = dict(pretrainer.checkpoint_items)
+        items: dict[str, Any] = dict(building.build_bert_pretrainer(config).checkpoint_items)
+    else:
+        items = {"encoder": building.build_bert_encoder(config)}
+    mappings = _encoder_mappings(items["encoder"], source, prefix)
+    if include_pretraining_heads:
         mappings += _head_mappings(source, prefix, items["masked_lm"], items["next_sentence"])
-    common.assign_weights(mappings, source)
+    mapping.assign_weights(mappings, source)
     if include_pretraining_heads:
         _check_tied(source, "cls.predictions.decoder.weight", prefix + _EMBEDDINGS)
         _check_tied(source, "cls.predictions.decoder.bias", "cls.predictions.bias")
-    ignored = common.check_all_used(source, _ignorable(prefix, include_pretraining_heads))
-    return common.finish_conversion(output_dir, items, config, overwrite, source, ignored)
+    ignored = mapping.check_all_used(source, _ignorable(prefix, include_pretraining_heads))
+    return command.finish_conversion(output_dir, items, config, overwrite, source, ignored)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -348,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help=f"Folder with {CONFIG_FILE} and {SAFETENSORS_FILE} (or {SAFETENSORS_INDEX_FILE}).",
     )
-    common.add_output_flags(parser)
+    command.add_output_flags(parser)
     return parser
 
 
@@ -363,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status.
     """
     args = _parser().parse_args(argv)
-    return common.run_command(
+    return command.run_command(
         _PROG,
         lambda: convert_hf_bert_checkpoint(
             model_dir=args.model_dir,

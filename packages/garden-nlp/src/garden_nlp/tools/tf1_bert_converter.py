@@ -42,7 +42,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from garden_nlp.configs.encoders import BertEncoderConfig
-from garden_nlp.tools import bert_checkpoint_common as common
+from garden_nlp.tools import bert_checkpoint_building as building
+from garden_nlp.tools import bert_checkpoint_command as command
+from garden_nlp.tools import bert_checkpoint_mapping as mapping
+from garden_nlp.tools import bert_checkpoint_writing as writing
 
 _PROG = "garden-convert-tf1-bert"
 
@@ -85,24 +88,24 @@ def read_bert_config(bert_config_file: str) -> BertEncoderConfig:
       ConversionError: For an unreadable file, a missing or mistyped field, an unsupported
         activation, or a field original BERT does not have (e.g. ALBERT's `embedding_size`).
     """
-    config = common.read_json_config(bert_config_file, "BERT config")
+    config = mapping.read_json_config(bert_config_file, "BERT config")
     unknown = [k for k in config if k not in _MODEL_FIELDS and k not in _INERT_FIELDS]
     if unknown:
-        raise common.ConversionError(
-            f"{bert_config_file}: {common.listing(unknown)} are not fields of an original BERT "
-            f"config (expected {common.listing(_MODEL_FIELDS)})"
+        raise mapping.ConversionError(
+            f"{bert_config_file}: {mapping.listing(unknown)} are not fields of an original BERT "
+            f"config (expected {mapping.listing(_MODEL_FIELDS)})"
         )
     pooler_type = config.get("pooler_type", "first_token_transform")
     if pooler_type != "first_token_transform":
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"{bert_config_file}: `pooler_type` = {pooler_type!r} is not supported; Garden's "
             "BERT pools with a dense tanh layer on the first token (`first_token_transform`)"
         )
-    return common.encoder_config_from_fields(config, bert_config_file)
+    return mapping.encoder_config_from_fields(config, bert_config_file)
 
 
-def _encoder_mappings(encoder: Any) -> list[common.WeightMapping]:
-    m = common.WeightMapping
+def _encoder_mappings(encoder: Any) -> list[mapping.WeightMapping]:
+    m = mapping.WeightMapping
     mappings = [
         m("bert/embeddings/word_embeddings", encoder.word_embeddings.embeddings),
         m("bert/embeddings/token_type_embeddings", encoder.type_embeddings.embeddings),
@@ -119,14 +122,14 @@ def _encoder_mappings(encoder: Any) -> list[common.WeightMapping]:
             ("value", attention.value_dense),
         ):
             mappings += [
-                m(f"{scope}/attention/self/{name}/kernel", dense.kernel, common.MERGED_HEADS_OUT),
-                m(f"{scope}/attention/self/{name}/bias", dense.bias, common.MERGED_HEADS_OUT),
+                m(f"{scope}/attention/self/{name}/kernel", dense.kernel, mapping.MERGED_HEADS_OUT),
+                m(f"{scope}/attention/self/{name}/bias", dense.bias, mapping.MERGED_HEADS_OUT),
             ]
         mappings += [
             m(
                 f"{scope}/attention/output/dense/kernel",
                 attention.output_dense.kernel,
-                common.MERGED_HEADS_IN,
+                mapping.MERGED_HEADS_IN,
             ),
             m(f"{scope}/attention/output/dense/bias", attention.output_dense.bias),
             m(f"{scope}/attention/output/LayerNorm/gamma", block.attention_layer_norm.gamma),
@@ -145,8 +148,8 @@ def _encoder_mappings(encoder: Any) -> list[common.WeightMapping]:
     return mappings
 
 
-def _head_mappings(masked_lm: Any, next_sentence: Any) -> list[common.WeightMapping]:
-    m = common.WeightMapping
+def _head_mappings(masked_lm: Any, next_sentence: Any) -> list[mapping.WeightMapping]:
+    m = mapping.WeightMapping
     return [
         m("cls/predictions/transform/dense/kernel", masked_lm.dense.kernel),
         m("cls/predictions/transform/dense/bias", masked_lm.dense.bias),
@@ -155,7 +158,7 @@ def _head_mappings(masked_lm: Any, next_sentence: Any) -> list[common.WeightMapp
         m("cls/predictions/output_bias", masked_lm.bias),
         m("bert/pooler/dense/kernel", next_sentence.dense.kernel),
         m("bert/pooler/dense/bias", next_sentence.dense.bias),
-        m("cls/seq_relationship/output_weights", next_sentence.out_proj.kernel, common.TRANSPOSED),
+        m("cls/seq_relationship/output_weights", next_sentence.out_proj.kernel, mapping.TRANSPOSED),
         m("cls/seq_relationship/output_bias", next_sentence.out_proj.bias),
     ]
 
@@ -173,7 +176,7 @@ def _ignorable(include_pretraining_heads: bool):
     return reason
 
 
-def read_tf1_checkpoint(checkpoint_to_convert: str) -> common.SourceTensors:
+def read_tf1_checkpoint(checkpoint_to_convert: str) -> mapping.SourceTensors:
     """Opens a TF1 name-based checkpoint (a prefix, or a folder with a `checkpoint` file).
 
     Raises:
@@ -187,16 +190,16 @@ def read_tf1_checkpoint(checkpoint_to_convert: str) -> common.SourceTensors:
         shapes = reader.get_variable_to_shape_map()
     except (ValueError, tf.errors.OpError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"--checkpoint_to_convert {checkpoint_to_convert}: cannot read a checkpoint "
             f"there ({message})"
         ) from None
     if "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes:
-        raise common.ConversionError(
+        raise mapping.ConversionError(
             f"--checkpoint_to_convert {checkpoint_to_convert} is an object-based (TF2) "
             "checkpoint, not an original TF1 BERT checkpoint"
         )
-    return common.SourceTensors(
+    return mapping.SourceTensors(
         shapes, reader.get_tensor, f"TF1 checkpoint {checkpoint_to_convert}"
     )
 
@@ -207,7 +210,7 @@ def convert_tf1_bert_checkpoint(
     output_dir: str,
     include_pretraining_heads: bool = False,
     overwrite: bool = False,
-) -> common.ConversionResult:
+) -> command.ConversionResult:
     """Converts an original TF1 BERT checkpoint into a Garden checkpoint and encoder config.
 
     Args:
@@ -225,19 +228,19 @@ def convert_tf1_bert_checkpoint(
       ConversionError: For a bad config, a missing, misshaped or unknown variable, or an
         output folder that may not be written; nothing is written then.
     """
-    common.check_output_dir(os.path.abspath(output_dir), overwrite)
+    writing.check_output_dir(os.path.abspath(output_dir), overwrite)
     config = read_bert_config(bert_config_file)
     source = read_tf1_checkpoint(checkpoint_to_convert)
-    encoder = common.build_bert_encoder(config)
-    mappings = _encoder_mappings(encoder)
-    items: dict[str, Any] = {"encoder": encoder}
     if include_pretraining_heads:
-        pretrainer = common.build_bert_pretrainer(encoder, config)
-        items = dict(pretrainer.checkpoint_items)
+        items: dict[str, Any] = dict(building.build_bert_pretrainer(config).checkpoint_items)
+    else:
+        items = {"encoder": building.build_bert_encoder(config)}
+    mappings = _encoder_mappings(items["encoder"])
+    if include_pretraining_heads:
         mappings += _head_mappings(items["masked_lm"], items["next_sentence"])
-    common.assign_weights(mappings, source)
-    ignored = common.check_all_used(source, _ignorable(include_pretraining_heads))
-    return common.finish_conversion(output_dir, items, config, overwrite, source, ignored)
+    mapping.assign_weights(mappings, source)
+    ignored = mapping.check_all_used(source, _ignorable(include_pretraining_heads))
+    return command.finish_conversion(output_dir, items, config, overwrite, source, ignored)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bert_config_file", required=True, help="The checkpoint's bert_config.json."
     )
-    common.add_output_flags(parser)
+    command.add_output_flags(parser)
     return parser
 
 
@@ -268,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       The exit status.
     """
     args = _parser().parse_args(argv)
-    return common.run_command(
+    return command.run_command(
         _PROG,
         lambda: convert_tf1_bert_checkpoint(
             checkpoint_to_convert=args.checkpoint_to_convert,

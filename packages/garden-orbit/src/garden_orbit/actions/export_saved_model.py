@@ -29,6 +29,7 @@ from absl import logging
 
 from garden_orbit import runner
 from garden_orbit._tensorflow import tf
+from garden_orbit.utils import atomic_write
 
 # Marks a directory that an export is being written into; it follows the final name, so
 # `{base_name}-{id}.tmp-{pid}-{random}` can never match the `{base_name}-{digits}` pattern.
@@ -297,33 +298,16 @@ class ExportSavedModel:
                 "the file manager must name a new path for every export (an id derived from "
                 "the global step repeats when exporting twice at the same step)."
             )
-        temporary_path = _temporary_path(export_path)
         try:
-            tf.saved_model.save(
-                self.model, temporary_path, signatures=self.signatures, options=self.options
-            )
-            tf.io.gfile.rename(temporary_path, export_path, overwrite=False)
-        except tf.errors.AlreadyExistsError as error:
-            self._discard(temporary_path)
-            raise FileExistsError(
-                f"ExportSavedModel: {export_path} appeared while the export was being "
-                "written; it was not overwritten."
-            ) from error
-        except BaseException:
-            self._discard(temporary_path)
-            raise
+            with atomic_write.atomic_directory(
+                export_path, temporary=_temporary_path(export_path)
+            ) as temporary_path:
+                tf.saved_model.save(
+                    self.model, temporary_path, signatures=self.signatures, options=self.options
+                )
+        except FileExistsError as error:
+            raise FileExistsError(f"ExportSavedModel: {error}") from error
         self._last_export_path = export_path
         logging.info("ExportSavedModel: exported a SavedModel to %s", export_path)
         self.file_manager.clean_up()
         return export_path
-
-    @staticmethod
-    def _discard(temporary_path: str) -> None:
-        """Deletes an unfinished export, leaving it to `clean_up` if that fails too."""
-        try:
-            if tf.io.gfile.exists(temporary_path):
-                _remove(temporary_path)
-        except (OSError, tf.errors.OpError) as error:
-            logging.warning(
-                "ExportSavedModel: could not remove unfinished export %s: %s", temporary_path, error
-            )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from absl import logging
 from garden_orbit import runner
 from garden_orbit._tensorflow import tf
 from garden_orbit.actions import _values
+from garden_orbit.utils import atomic_write
 
 # A function computing a metric value from the output of a train loop or an evaluation.
 MetricFn = Callable[[runner.Output], float | tf.Tensor]
@@ -104,21 +104,7 @@ class JSONPersistedValue:
 
     def _write_atomically(self, content: str) -> None:
         """Replaces the file's content by writing a sibling file and renaming it over it."""
-        directory = os.path.dirname(self._filename)
-        if directory:
-            tf.io.gfile.makedirs(directory)
-        temporary = f"{self._filename}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        try:
-            with tf.io.gfile.GFile(temporary, "w") as f:
-                f.write(content)
-            tf.io.gfile.rename(temporary, self._filename, overwrite=True)
-        except BaseException:
-            try:
-                if tf.io.gfile.exists(temporary):
-                    tf.io.gfile.remove(temporary)
-            except (OSError, tf.errors.OpError):
-                logging.warning("JSONPersistedValue: could not remove %s", temporary)
-            raise
+        atomic_write.write_text(self._filename, content)
 
 
 class NewBestMetric:

@@ -1,9 +1,17 @@
-"""Small helpers shared by trainers, evaluators and the Controller."""
+"""Small helpers shared by trainers, evaluators and the Controller.
+
+Besides step counters and dataset distribution, this module holds the one place where
+metric values are turned into what people and programs read: `format_metrics` writes a
+dict of metrics as a short aligned line (`accuracy 0.121   training_loss 2.45`) for progress
+lines and logs, and `to_plain` turns tensors and NumPy values into plain Python numbers for
+JSON records.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -91,9 +99,101 @@ def get_value(x: Any) -> Any:
     return x
 
 
-def to_python_scalar(x: Any) -> Any:
-    """Converts a NumPy or tensor scalar to a plain Python number; other values unchanged."""
-    x = get_value(x)
-    if isinstance(x, np.ndarray) and x.ndim == 0 or isinstance(x, np.generic):
-        x = x.item()
-    return x
+def to_plain(value: Any) -> Any:
+    """Converts tensors and NumPy values to plain Python values, keeping the structure.
+
+    Scalars become `int`, `float` or `bool`; arrays become (nested) lists; dicts stay dicts
+    (with string keys), lists and tuples become lists, and `bytes` become `str`. Anything
+    else is returned unchanged.
+
+    Args:
+      value: A metric value or a nested structure of them.
+    """
+    value = get_value(value)
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()  # Python scalars, or nested lists of them.
+        return to_plain(value) if isinstance(value, (list, bytes)) else value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+# Values are padded to this width, so that lines of the same metrics line up.
+_VALUE_WIDTH = 6
+# An array with more elements than this is shown by its shape, not its values.
+_MAX_ARRAY_ELEMENTS = 8
+
+
+def format_number(value: Any) -> str:
+    """Formats one number short and readable: 3 significant digits, no NumPy wrapper.
+
+    Integers are written whole (`1200`); floats with three significant digits (`0.121`,
+    `2.45`, `12.3`), whole from 100 up (`4312`), and in scientific notation when very
+    small or large (`1.00e-04`); `nan`, `inf` and `-inf` as such. Small arrays are written
+    as `[0.1 0.2]`, larger ones by their shape; strings and bytes as text.
+
+    Args:
+      value: A Python, NumPy or tensor scalar (or array, string, bytes).
+
+    Returns:
+      The text, without padding.
+    """
+    value = get_value(value)
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        if value.size > _MAX_ARRAY_ELEMENTS:
+            return f"<array {value.dtype.name} {'x'.join(map(str, value.shape))}>"
+        return "[" + " ".join(format_number(item) for item in value.tolist()) + "]"
+    value = to_plain(value)
+    if isinstance(value, list):
+        return format_number(np.asarray(value, dtype=object).ravel())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf".
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if magnitude < 1e-3 or magnitude >= 1e6:
+        return f"{value:.2e}"
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    # '#' keeps trailing zeros (0.5 is 0.500, like its neighbours); 99.96 gives "100.".
+    return f"{value:#.3g}".rstrip(".")
+
+
+def format_metrics(metrics: Mapping[str, Any], separator: str = "  ") -> str:
+    """Formats metrics as one aligned line of `name value` pairs.
+
+    Example: `{"accuracy": np.float32(0.12099359), "loss": tf.constant(2.4518)}` gives
+    `"accuracy 0.121   loss 2.45"`. Nested dicts become `outer/inner` names; values are
+    padded to a common width so that successive lines of the same metrics line up. This
+    is the format of the Controller's log lines and the progress line.
+
+    Args:
+      metrics: Metric names to values (Python, NumPy or tensor scalars, or nested dicts).
+      separator: What goes between two `name value` pairs.
+
+    Returns:
+      The line, without trailing spaces; empty for no metrics.
+    """
+    parts = [
+        f"{name} {format_number(value):<{_VALUE_WIDTH}}"
+        for name, value in _flatten(metrics, prefix="")
+    ]
+    return separator.join(parts).rstrip()
+
+
+def _flatten(metrics: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for name, value in metrics.items():
+        if isinstance(value, Mapping):
+            items += _flatten(value, prefix=f"{prefix}{name}/")
+        else:
+            items.append((f"{prefix}{name}", value))
+    return items

@@ -2,9 +2,10 @@
 
 Each line looks like
 `{"mode": "train", "step": 200, "time": 1732280000.5, "metrics": {"loss": 0.31}}`.
-Nested outputs are flattened with `/` (`{"validation": {"top1": 0.9}}` becomes
-`"validation/top1"`). Values that JSON cannot hold are written as strings: `"nan"`,
-`"inf"` and `"-inf"`, so every line stays valid JSON.
+Values are plain JSON numbers (tensors and NumPy scalars become ints and floats, arrays
+become lists) and nested outputs stay nested (`{"validation": {"top1": 0.9}}`), so
+`json.loads` gives back Python numbers. NaN and infinities, which JSON cannot hold, are
+written as `null`, so every line stays strict JSON that any parser reads.
 """
 
 from __future__ import annotations
@@ -15,39 +16,32 @@ import os
 import time
 from typing import Any
 
-import numpy as np
-
 from garden_orbit._tensorflow import tf
-from garden_orbit.utils.common import get_value
+from garden_orbit.utils import atomic_write
+from garden_orbit.utils.common import to_plain
 
 
-def _json_value(value: Any) -> Any:
-    value = get_value(value)
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    elif isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens nested dicts with `/`-joined keys and converts values to JSON types."""
-    flat: dict[str, Any] = {}
-    for name, value in metrics.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(flatten_metrics(value, prefix=f"{key}/"))
-        else:
-            flat[key] = _json_value(value)
-    return flat
+def json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Returns `metrics` as JSON-ready plain values: numbers, lists, nested dicts.
+
+    Tensors and NumPy values become Python numbers (arrays become lists), `bytes` become
+    text, and NaN or infinite floats become None (`null` in JSON). Other objects are kept
+    (the writer writes them as their `str()`).
+
+    Args:
+      metrics: Metric names to values, possibly nested.
+    """
+    return _finite_or_none(to_plain(metrics))
 
 
 class MetricsJsonlWriter:
@@ -75,15 +69,16 @@ class MetricsJsonlWriter:
         Args:
           mode: What produced the values, e.g. "train" or "eval".
           step: The global step the values belong to.
-          metrics: The values; nested dicts are flattened.
+          metrics: The values; nested dicts stay nested (see `json_metrics`).
         """
         record = {
             "mode": mode,
             "step": int(step),
             "time": round(time.time(), 3),
-            "metrics": flatten_metrics(metrics),
+            "metrics": json_metrics(metrics),
         }
-        line = json.dumps(record, sort_keys=False) + "\n"
+        # An object that is neither a number nor text (rare in metrics) is written as its str().
+        line = json.dumps(record, sort_keys=False, allow_nan=False, default=str) + "\n"
         if self._is_local:
             self._append_local(line)
         else:
@@ -117,10 +112,7 @@ class MetricsJsonlWriter:
                 content = content[: content.rfind("\n") + 1]
         else:
             tf.io.gfile.makedirs(os.path.dirname(self.path))
-        temp = f"{self.path}.tmp-{os.getpid()}"
-        with tf.io.gfile.GFile(temp, "w") as f:
-            f.write(content + line)
-        tf.io.gfile.rename(temp, self.path, overwrite=True)
+        atomic_write.write_text(self.path, content + line)
 
 
 def read_metrics_jsonl(path: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from garden_orbit.utils.common import to_python_scalar
+from garden_orbit.utils.common import format_metrics
 
 
 def format_duration(seconds: float) -> str:
@@ -22,23 +22,11 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def format_metrics(metrics: dict[str, Any], prefix: str = "") -> list[str]:
-    """Formats scalar metrics as `name value` strings; nested dicts become `outer/inner`."""
-    parts = []
-    for name, value in metrics.items():
-        if isinstance(value, dict):
-            parts += format_metrics(value, prefix=f"{prefix}{name}/")
-            continue
-        value = to_python_scalar(value)
-        if isinstance(value, float):
-            parts.append(f"{prefix}{name} {value:.4g}")
-        elif isinstance(value, int):
-            parts.append(f"{prefix}{name} {value}")
-    return parts
-
-
 class ProgressReporter:
     """Shows `step N/T | S steps/s | ETA | metrics` on one terminal line.
+
+    For example `step 624/1872 | 25.3 steps/s | ETA 49s | accuracy 0.823  training_loss 0.912`
+    (metrics as `garden_orbit.utils.format_metrics` writes them).
 
     The line is rewritten in place with a carriage return. Other output should go through
     `message`, which ends the progress line first so the two never overwrite each other.
@@ -81,15 +69,16 @@ class ProgressReporter:
           step: The current global step.
           target_step: The step training runs to, or None when unknown (then no ETA).
           steps_per_second: The recent training speed.
-          metrics: The latest training outputs; scalars among them are shown.
+          metrics: The latest training outputs, shown with `format_metrics`.
         """
         parts = [f"step {step}" + (f"/{target_step}" if target_step is not None else "")]
         if math.isfinite(steps_per_second) and steps_per_second > 0:
             parts.append(f"{steps_per_second:.3g} steps/s")
             if target_step is not None and target_step > step:
                 parts.append(f"ETA {format_duration((target_step - step) / steps_per_second)}")
-        parts += format_metrics(metrics or {})
-        line = " | ".join(parts[:3] + ([", ".join(parts[3:])] if parts[3:] else []))
+        if metrics:
+            parts.append(format_metrics(metrics))
+        line = " | ".join(parts)
         if self.enabled:
             width = shutil.get_terminal_size((100, 20)).columns - 1
             shown = line[:width]

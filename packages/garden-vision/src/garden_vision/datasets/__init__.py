@@ -7,28 +7,16 @@ TensorFlow nor TFDS. The names below are loaded on first use; importing
 the builder with TFDS, after which `tfds.load("garden_shapes", data_dir=...)` finds it.
 """
 
-from __future__ import annotations
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-import importlib
-from typing import Any
-
-_LAZY_NAMES = {
-    "CLASS_NAMES": "garden_vision.datasets.shapes",
-    "GardenShapes": "garden_vision.datasets.shapes",
-    "GardenShapesConfig": "garden_vision.datasets.shapes",
-    "prepare": "garden_vision.datasets.shapes",
-    "render_example": "garden_vision.datasets.shapes",
-    "shape_mask": "garden_vision.datasets.shapes",
-}
-
-__all__ = sorted(_LAZY_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_NAMES))
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "CLASS_NAMES": ".shapes:CLASS_NAMES",
+        "GardenShapes": ".shapes:GardenShapes",
+        "GardenShapesConfig": ".shapes:GardenShapesConfig",
+        "prepare": ".shapes:prepare",
+        "render_example": ".shapes:render_example",
+        "shape_mask": ".shapes:shape_mask",
+    },
+)

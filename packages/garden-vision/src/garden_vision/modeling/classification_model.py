@@ -6,7 +6,8 @@ from typing import Any
 
 import keras
 
-from garden_vision.modeling.layers.nn_layers import batch_norm
+from garden_vision.modeling.heads.classification_head import ClassificationHead
+from garden_vision.modeling.serialization import serialize_initializer, serialize_regularizer
 
 
 def _head_features(endpoints: dict[str, Any]) -> Any:
@@ -24,13 +25,16 @@ def _head_features(endpoints: dict[str, Any]) -> Any:
 
 @keras.saving.register_keras_serializable(package="garden_vision")
 class ClassificationModel(keras.Model):
-    """An image classifier: backbone, (batch norm), global average pooling, dropout, dense.
+    """An image classifier: a backbone and a classification head.
 
     The head reads the backbone's `pre_logits` output when it has one (vision
-    transformers), otherwise its highest feature level. A backbone that also reports
-    `distilled` (DeiT's distillation token) gets a second head, whose logits are returned
-    under `distill_logits` in training and averaged with the class head at inference, as
-    DeiT does.
+    transformers), otherwise its highest feature level. By default it is a
+    `heads.ClassificationHead` built from the head arguments below ((batch norm), global
+    average pooling, dropout, dense, (softmax)); `head` puts another layer there (the
+    model factory passes the head it builds through the `garden.heads` registry). A backbone
+    that also reports `distilled` (DeiT's distillation token) gets a second head, whose
+    outputs are returned under `distill_logits` in training and averaged with the class
+    head's at inference, as DeiT does.
 
     Example:
 
@@ -45,7 +49,7 @@ class ClassificationModel(keras.Model):
         image input.
       num_classes: Width of the head.
       input_specs: The image input; by default the backbone's input shape.
-      dropout_rate: Dropout before the head.
+      dropout_rate: Dropout before the head's dense layer.
       kernel_initializer: Initializer of the head's kernel.
       kernel_regularizer: Regularizer of the head's kernel.
       bias_regularizer: Regularizer of the head's bias.
@@ -53,6 +57,10 @@ class ClassificationModel(keras.Model):
       use_sync_bn, norm_momentum, norm_epsilon: Settings of that batch normalization.
       skip_logits_layer: Return the pooled features instead of logits.
       output_softmax: Return probabilities instead of logits.
+      head: The head layer, instead of the `ClassificationHead` the arguments above
+        describe (they are then unused).
+      distillation_head: With `head` and a backbone that reports `distilled`, the head of
+        the distillation token.
       **kwargs: Passed to `keras.Model` (e.g. `name`).
     """
 
@@ -71,6 +79,8 @@ class ClassificationModel(keras.Model):
         norm_epsilon: float = 0.001,
         skip_logits_layer: bool = False,
         output_softmax: bool = False,
+        head: keras.layers.Layer | None = None,
+        distillation_head: keras.layers.Layer | None = None,
         **kwargs: Any,
     ):
         # === Inputs ===
@@ -85,50 +95,45 @@ class ClassificationModel(keras.Model):
         endpoints = backbone(inputs)
         if not isinstance(endpoints, dict):
             endpoints = {"output": endpoints}
-        x = _head_features(endpoints)
+        features = _head_features(endpoints)
 
-        # === Head ===
-        def head(features, name):
-            if add_head_batch_norm:
-                features = batch_norm(
-                    norm_momentum, norm_epsilon, use_sync_bn, name=f"{name}_batch_norm"
-                )(features)
-            if len(features.shape) == 4:
-                features = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
-            elif len(features.shape) == 3:
-                features = keras.layers.GlobalAveragePooling1D(name=f"{name}_pool")(features)
-            if skip_logits_layer:
-                return features
-            features = keras.layers.Dropout(dropout_rate, name=f"{name}_dropout")(features)
-            return keras.layers.Dense(
-                num_classes,
+        # === Heads ===
+        def default_head(name: str) -> ClassificationHead:
+            return ClassificationHead(
+                num_classes=num_classes,
+                dropout_rate=dropout_rate,
                 kernel_initializer=kernel_initializer,
                 kernel_regularizer=kernel_regularizer,
                 bias_regularizer=bias_regularizer,
+                add_head_batch_norm=add_head_batch_norm,
+                use_sync_bn=use_sync_bn,
+                norm_momentum=norm_momentum,
+                norm_epsilon=norm_epsilon,
+                skip_logits_layer=skip_logits_layer,
+                output_softmax=output_softmax,
                 name=name,
-            )(features)
+            )
 
-        logits = head(x, "logits")
-        # Logits in float32 whatever the compute dtype, for a stable loss.
-        to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
-        outputs = to_float32(logits)
-        self._has_distillation_head = "distilled" in endpoints and not skip_logits_layer
-        if self._has_distillation_head:
+        has_distillation_head = "distilled" in endpoints and not skip_logits_layer
+        head = head if head is not None else default_head("logits")
+        if has_distillation_head and distillation_head is None:
+            distillation_head = default_head("distill_logits")
+        # Outputs in float32 whatever the compute dtype, for a stable loss.
+        outputs = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(
+            head(features)
+        )
+        if has_distillation_head:
             distill = keras.layers.Activation(
                 "linear", dtype="float32", name="distill_logits_float32"
-            )(head(endpoints["distilled"], "distill_logits"))
+            )(distillation_head(endpoints["distilled"]))
             outputs = {"logits": outputs, "distill_logits": distill}
-        if output_softmax:
-            softmax = keras.layers.Softmax(dtype="float32", name="probabilities")
-            outputs = (
-                {key: softmax(value) for key, value in outputs.items()}
-                if isinstance(outputs, dict)
-                else softmax(outputs)
-            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.backbone = backbone
+        self.head = head
+        self.distillation_head = distillation_head if has_distillation_head else None
+        self._has_distillation_head = has_distillation_head
         self.num_classes = num_classes
         self.input_specs = keras.layers.InputSpec(shape=(None, *shape))
         self.dropout_rate = dropout_rate
@@ -150,39 +155,39 @@ class ClassificationModel(keras.Model):
         return outputs
 
     @property
-    def checkpoint_items(self) -> dict[str, keras.Model]:
+    def checkpoint_items(self) -> dict[str, keras.layers.Layer]:
         """Sub-modules a partial checkpoint restore can name (`init_checkpoint_modules`)."""
-        return {"backbone": self.backbone}
+        return {"backbone": self.backbone, "head": self.head}
 
     def get_config(self) -> dict[str, Any]:
-        def serialize(value):
-            if value is None or isinstance(value, str):
-                return value
-            return keras.saving.serialize_keras_object(value)
+        def serialize(layer):
+            return None if layer is None else keras.saving.serialize_keras_object(layer)
 
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **super().get_config(),
+            "backbone": serialize(self.backbone),
             "num_classes": self.num_classes,
             "input_specs": {"shape": list(self.input_specs.shape)},
             "dropout_rate": self.dropout_rate,
-            "kernel_initializer": serialize(self.kernel_initializer),
-            "kernel_regularizer": serialize(self.kernel_regularizer),
-            "bias_regularizer": serialize(self.bias_regularizer),
+            "kernel_initializer": serialize_initializer(self.kernel_initializer),
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
             "add_head_batch_norm": self.add_head_batch_norm,
             "use_sync_bn": self.use_sync_bn,
             "norm_momentum": self.norm_momentum,
             "norm_epsilon": self.norm_epsilon,
             "skip_logits_layer": self.skip_logits_layer,
             "output_softmax": self.output_softmax,
+            "head": serialize(self.head),
+            "distillation_head": serialize(self.distillation_head),
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ClassificationModel:
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> ClassificationModel:
         config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        for key in ("kernel_initializer", "kernel_regularizer", "bias_regularizer"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("backbone", "head", "distillation_head"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
         return cls(**config)

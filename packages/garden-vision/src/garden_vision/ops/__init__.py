@@ -4,58 +4,39 @@
 `official.vision.ops.preprocess_ops`); `augment` holds RandAugment, AutoAugment, RandomErasing
 and Mixup/CutMix (`official.vision.ops.augment`). Both are written with TensorFlow ops so
 they run inside `tf.data` map functions as well as eagerly.
+
+`from garden_vision.ops import preprocess_ops` works as from Model Garden; the most used names
+are also offered here (`garden_vision.ops.normalize_image`). Everything is imported on first
+use, so importing this package loads no TensorFlow.
 """
 
-from garden_vision.ops.augment import (
-    AUTOAUGMENT_POLICIES,
-    RANDAUGMENT_OPS,
-    AutoAugment,
-    MixupAndCutmix,
-    RandAugment,
-    RandomErasing,
-    apply_augmentation_op,
-)
-from garden_vision.ops.preprocess_ops import (
-    CENTER_CROP_FRACTION,
-    MEAN_NORM,
-    MEAN_RGB,
-    STDDEV_NORM,
-    STDDEV_RGB,
-    center_crop_image,
-    color_jitter,
-    decode_and_center_crop,
-    decode_and_random_crop,
-    horizontal_flip_boxes,
-    label_smoothing,
-    normalize_image,
-    random_crop_image,
-    random_horizontal_flip,
-    resize_and_crop_image,
-    resize_image_with_aspect_ratio,
-)
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "AUTOAUGMENT_POLICIES",
-    "CENTER_CROP_FRACTION",
-    "MEAN_NORM",
-    "MEAN_RGB",
-    "RANDAUGMENT_OPS",
-    "STDDEV_NORM",
-    "STDDEV_RGB",
-    "AutoAugment",
-    "MixupAndCutmix",
-    "RandAugment",
-    "RandomErasing",
-    "apply_augmentation_op",
-    "center_crop_image",
-    "color_jitter",
-    "decode_and_center_crop",
-    "decode_and_random_crop",
-    "horizontal_flip_boxes",
-    "label_smoothing",
-    "normalize_image",
-    "random_crop_image",
-    "random_horizontal_flip",
-    "resize_and_crop_image",
-    "resize_image_with_aspect_ratio",
-]
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "AUTOAUGMENT_POLICIES": ".augment:AUTOAUGMENT_POLICIES",
+        "AutoAugment": ".augment:AutoAugment",
+        "CENTER_CROP_FRACTION": ".preprocess_ops:CENTER_CROP_FRACTION",
+        "MEAN_NORM": ".preprocess_ops:MEAN_NORM",
+        "MEAN_RGB": ".preprocess_ops:MEAN_RGB",
+        "MixupAndCutmix": ".augment:MixupAndCutmix",
+        "RANDAUGMENT_OPS": ".augment:RANDAUGMENT_OPS",
+        "RandAugment": ".augment:RandAugment",
+        "RandomErasing": ".augment:RandomErasing",
+        "STDDEV_NORM": ".preprocess_ops:STDDEV_NORM",
+        "STDDEV_RGB": ".preprocess_ops:STDDEV_RGB",
+        "apply_augmentation_op": ".augment:apply_augmentation_op",
+        "center_crop_image": ".preprocess_ops:center_crop_image",
+        "color_jitter": ".preprocess_ops:color_jitter",
+        "decode_and_center_crop": ".preprocess_ops:decode_and_center_crop",
+        "decode_and_random_crop": ".preprocess_ops:decode_and_random_crop",
+        "horizontal_flip_boxes": ".preprocess_ops:horizontal_flip_boxes",
+        "label_smoothing": ".preprocess_ops:label_smoothing",
+        "normalize_image": ".preprocess_ops:normalize_image",
+        "random_crop_image": ".preprocess_ops:random_crop_image",
+        "random_horizontal_flip": ".preprocess_ops:random_horizontal_flip",
+        "resize_and_crop_image": ".preprocess_ops:resize_and_crop_image",
+        "resize_image_with_aspect_ratio": ".preprocess_ops:resize_image_with_aspect_ratio",
+    },
+)

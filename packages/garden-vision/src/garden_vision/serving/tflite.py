@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from garden_orbit.utils import atomic_write
+
 QUANTIZATIONS = ("none", "dynamic_range", "float16")
 
 
@@ -84,16 +86,7 @@ def convert(
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     flatbuffer = converter.convert()
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    temporary = f"{output_path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "wb") as f:
-            f.write(flatbuffer)
-        os.replace(temporary, output_path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write.write_bytes(output_path, flatbuffer)
     return output_path
 
 

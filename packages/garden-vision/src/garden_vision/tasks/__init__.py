@@ -1,1 +1,13 @@
-"""Tasks of garden-vision, registered in `garden.tasks` by their config class names."""
+"""Tasks of garden-vision, registered in `garden.tasks` by their config class names.
+
+- `ImageClassificationTask` (`image_classification`): Model Garden's
+  `official.vision.tasks.ImageClassificationTask`.
+
+Names are imported on first use, so importing this package loads no TensorFlow.
+"""
+
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
+
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__, {"ImageClassificationTask": ".image_classification:ImageClassificationTask"}
+)

@@ -14,12 +14,17 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from garden_core.base_task import Task, resolve_checkpoint
+from garden_core import plugins
+from garden_core.base_task import Task
+from garden_core.checkpoint_utils import resolve_checkpoint
 from garden_core.config import ConfigError
 from garden_core.data import InputReader
 from garden_vision.configs import image_classification as config_lib
 from garden_vision.dataloaders import classification_input
 from garden_vision.modeling import factory
+
+#: The `garden.models` entry `ImageClassificationTask` builds its model with.
+MODEL_BUILDER = "image_classification"
 
 
 def _sparse_labels(labels: tf.Tensor) -> tf.Tensor:
@@ -57,15 +62,28 @@ class ImageClassificationTask(Task):
                 f"`task.init_checkpoint_modules` = {params.init_checkpoint_modules!r}: expected "
                 "all or backbone"
             )
+        if model.output_softmax and (
+            params.train_data.is_multilabel or params.losses.use_binary_cross_entropy
+        ):
+            raise ConfigError(
+                "`task.model.output_softmax` is True, but the loss is a per-class sigmoid "
+                "cross-entropy (`task.train_data.is_multilabel` or "
+                "`task.losses.use_binary_cross_entropy`), which needs logits: softmax "
+                "probabilities sum to one across classes. Set `output_softmax: false` (served "
+                "`probs` are sigmoids for multilabel models)"
+            )
 
     # Model.
 
     def build_model(self) -> keras.Model:
         config = self.task_config
         input_specs = keras.layers.InputSpec(shape=[None, *config.model.input_size])
-        model = factory.build_classification_model(
+        model = plugins.build_named(
+            "models",
+            MODEL_BUILDER,
+            config.model,
+            "task.model",
             input_specs=input_specs,
-            model_config=config.model,
             l2_regularizer=factory.l2_regularizer(config.losses.l2_weight_decay),
         )
         if config.freeze_backbone:
@@ -109,9 +127,12 @@ class ImageClassificationTask(Task):
     # Losses and metrics.
 
     def _loss(self, labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        """The loss of one head's outputs: logits, or probabilities with `output_softmax`."""
         losses = self.task_config.losses
         num_classes = self.task_config.model.num_classes
         logits = tf.cast(logits, tf.float32)
+        # With `output_softmax` the model emits probabilities: the loss reads them as such.
+        from_logits = not self.task_config.model.output_softmax
         multilabel = self.task_config.train_data.is_multilabel
         if losses.use_binary_cross_entropy or multilabel:
             if labels.dtype.is_floating or multilabel:
@@ -123,18 +144,18 @@ class ImageClassificationTask(Task):
             )
         elif losses.soft_labels or labels.dtype.is_floating:
             per_example = keras.losses.categorical_crossentropy(
-                tf.cast(labels, tf.float32), logits, from_logits=True
+                tf.cast(labels, tf.float32), logits, from_logits=from_logits
             )
         elif losses.one_hot:
             per_example = keras.losses.categorical_crossentropy(
                 tf.one_hot(tf.cast(labels, tf.int32), num_classes),
                 logits,
-                from_logits=True,
+                from_logits=from_logits,
                 label_smoothing=losses.label_smoothing,
             )
         else:
             per_example = keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True
+                labels, logits, from_logits=from_logits
             )
         return tf.reduce_mean(per_example) * losses.loss_weight
 
@@ -185,23 +206,26 @@ class ImageClassificationTask(Task):
         return metrics
 
     def process_metrics(self, metrics, labels, model_outputs, **kwargs) -> None:
-        logits = model_outputs["logits"] if isinstance(model_outputs, dict) else model_outputs
-        logits = tf.cast(logits, tf.float32)
+        """Updates `metrics`: AUC, precision and recall from per-class probabilities (and
+        multi-hot targets), the others from class ids and the model's outputs."""
+        outputs = model_outputs["logits"] if isinstance(model_outputs, dict) else model_outputs
+        outputs = tf.cast(outputs, tf.float32)
         config = self.task_config
         if config.train_data.is_multilabel:
-            probabilities = tf.sigmoid(logits)
+            probabilities = tf.sigmoid(outputs)
             targets = tf.cast(labels, tf.float32)
         else:
-            probabilities = tf.nn.softmax(logits)
-            ids = _sparse_labels(labels)
-            targets = tf.one_hot(ids, config.model.num_classes)
+            probabilities = outputs if config.model.output_softmax else tf.nn.softmax(outputs)
+            targets = tf.one_hot(_sparse_labels(labels), config.model.num_classes)
         for metric in metrics:
             if isinstance(
                 metric, (keras.metrics.AUC, keras.metrics.Precision, keras.metrics.Recall)
             ):
                 metric.update_state(targets, probabilities)
+            elif config.train_data.is_multilabel:
+                metric.update_state(targets, outputs)
             else:
-                metric.update_state(ids, logits)
+                metric.update_state(_sparse_labels(labels), outputs)
 
     def build_export_module(self, model: keras.Model, params: Any):
         from garden_vision.serving.image_classification import ClassificationModule

@@ -34,6 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import posixpath
@@ -42,6 +43,8 @@ import sys
 from collections.abc import Sequence
 
 import tensorflow as tf
+
+from garden_orbit.utils import atomic_write
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 """File-name endings (matched case-insensitively) that are read as images."""
@@ -251,20 +254,6 @@ def shard_path(output_prefix: str, index: int, num_shards: int) -> str:
     return f"{output_prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
-def _temporary_path(path: str) -> str:
-    directory, name = posixpath.split(path)
-    return _join(directory, f".{name}.tmp")
-
-
-def _remove_quietly(paths: Sequence[str]) -> None:
-    for path in paths:
-        try:
-            if tf.io.gfile.exists(path):
-                tf.io.gfile.remove(path)
-        except (tf.errors.OpError, OSError):
-            pass
-
-
 def _check_output_prefix(output_prefix: str) -> str:
     if not output_prefix or output_prefix.endswith(("/", "\\")):
         raise ImagesToTfrecordsError(
@@ -342,23 +331,22 @@ def write_tfrecords(
     random.Random(seed).shuffle(order)
     finals = [shard_path(output_prefix, k, num_shards) for k in range(num_shards)]
     finals.append(label_file)
-    temporaries = [_temporary_path(path) for path in finals]
     writing = ""
     try:
-        for k in range(num_shards):
-            writing = finals[k]
-            with tf.io.TFRecordWriter(temporaries[k]) as writer:
-                for image in order[k::num_shards]:
-                    example = make_example(image, *encode_image(image, image_format))
-                    writer.write(example.SerializeToString())
-        writing = label_file
-        with tf.io.gfile.GFile(temporaries[-1], "w") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
-        for temporary, path in zip(temporaries, finals, strict=True):
-            writing = path
-            tf.io.gfile.rename(temporary, path, overwrite=True)
+        # Every file is renamed into place only once all are written; an error removes them.
+        with contextlib.ExitStack() as stack:
+            temporaries = [stack.enter_context(atomic_write.atomic_path(p)) for p in finals]
+            for k in range(num_shards):
+                writing = finals[k]
+                with tf.io.TFRecordWriter(temporaries[k]) as writer:
+                    for image in order[k::num_shards]:
+                        example = make_example(image, *encode_image(image, image_format))
+                        writer.write(example.SerializeToString())
+            writing = label_file
+            with tf.io.gfile.GFile(temporaries[-1], "w") as f:
+                f.write("".join(f"{name}\n" for name in class_names))
+            writing = f"{output_prefix}-*"
     except BaseException as error:
-        _remove_quietly(temporaries)
         if isinstance(error, (tf.errors.OpError, OSError)):
             raise ImagesToTfrecordsError(f"cannot write {writing!r}: {_one_line(error)}") from None
         raise

@@ -6,20 +6,25 @@
 - `SelfAttentionMask`: a `[batch, seq, seq]` attention mask from a padding mask.
 - `MaskedLM`: the masked-language-model head, tied to the word embeddings.
 - `ClassificationHead`: pools [CLS] and predicts class logits.
+- `BertTokenizer`, `SentencepieceTokenizer`, `BertPackInputs`: the text layers, which live in
+  `garden_nlp.text` and are offered here as in Model Garden.
+
+Names are imported on first use, so importing this package loads no TensorFlow.
 """
 
-from garden_nlp.modeling.layers.cls_head import ClassificationHead
-from garden_nlp.modeling.layers.masked_lm import MaskedLM
-from garden_nlp.modeling.layers.on_device_embedding import OnDeviceEmbedding
-from garden_nlp.modeling.layers.position_embedding import PositionEmbedding
-from garden_nlp.modeling.layers.self_attention_mask import SelfAttentionMask
-from garden_nlp.modeling.layers.transformer_encoder_block import TransformerEncoderBlock
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "ClassificationHead",
-    "MaskedLM",
-    "OnDeviceEmbedding",
-    "PositionEmbedding",
-    "SelfAttentionMask",
-    "TransformerEncoderBlock",
-]
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "BertPackInputs": "garden_nlp.text.pack_inputs:BertPackInputs",
+        "BertTokenizer": "garden_nlp.text.bert_tokenizer:BertTokenizer",
+        "ClassificationHead": ".cls_head:ClassificationHead",
+        "MaskedLM": ".masked_lm:MaskedLM",
+        "OnDeviceEmbedding": ".on_device_embedding:OnDeviceEmbedding",
+        "PositionEmbedding": ".position_embedding:PositionEmbedding",
+        "SelfAttentionMask": ".self_attention_mask:SelfAttentionMask",
+        "SentencepieceTokenizer": "garden_nlp.text.sentencepiece_tokenizer:SentencepieceTokenizer",
+        "TransformerEncoderBlock": ".transformer_encoder_block:TransformerEncoderBlock",
+    },
+)

@@ -8,12 +8,19 @@
 Each is a `keras.Model` called on the encoder-inputs dict, with float32 logits, and has
 `checkpoint_items`: the trackables a training checkpoint holds, at least `{"encoder": ...}`,
 so `tf.train.Checkpoint(**model.checkpoint_items)` reads a pretrained encoder into any of
-them.
+them. `builders` registers them in `garden.models`.
+
+Names are imported on first use, so importing this package loads no TensorFlow.
 """
 
-from garden_nlp.modeling.models.bert_classifier import BertClassifier
-from garden_nlp.modeling.models.bert_pretrainer import BertPretrainer
-from garden_nlp.modeling.models.bert_span_labeler import BertSpanLabeler
-from garden_nlp.modeling.models.bert_token_classifier import BertTokenClassifier
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-__all__ = ["BertClassifier", "BertPretrainer", "BertSpanLabeler", "BertTokenClassifier"]
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "BertClassifier": ".bert_classifier:BertClassifier",
+        "BertPretrainer": ".bert_pretrainer:BertPretrainer",
+        "BertSpanLabeler": ".bert_span_labeler:BertSpanLabeler",
+        "BertTokenClassifier": ".bert_token_classifier:BertTokenClassifier",
+    },
+)

@@ -7,12 +7,18 @@
 
 Encoders take the dict `{"input_word_ids", "input_mask", "input_type_ids"}` (int32
 `[batch, seq]`) and return a dict with `sequence_output`, `pooled_output` and
-`encoder_outputs`.
+`encoder_outputs`. Names are imported on first use, so importing this package loads no
+TensorFlow.
 """
 
-from garden_nlp.modeling.networks.albert_encoder import AlbertEncoder
-from garden_nlp.modeling.networks.bert_encoder import BertEncoder
-from garden_nlp.modeling.networks.encoder_scaffold import EncoderScaffold
-from garden_nlp.modeling.networks.span_labeling import SpanLabeling
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
-__all__ = ["AlbertEncoder", "BertEncoder", "EncoderScaffold", "SpanLabeling"]
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "AlbertEncoder": ".albert_encoder:AlbertEncoder",
+        "BertEncoder": ".bert_encoder:BertEncoder",
+        "EncoderScaffold": ".encoder_scaffold:EncoderScaffold",
+        "SpanLabeling": ".span_labeling:SpanLabeling",
+    },
+)

@@ -7,7 +7,24 @@ report `"pre_logits"` (`[batch, 1, 1, width]`). `backbone.output_specs` maps the
 to their shapes. Backbones serialize (`get_config` / `from_config`), so `.keras` files and
 SavedModels round trip.
 
-Each built-in backbone has a builder in the `garden.backbones` registry (see `factory`),
-`builder(input_specs, backbone_config, norm_activation_config, l2_regularizer)`, so configs
-name backbones by `Backbone.type` and other distributions can add their own.
+Each built-in backbone has a builder in the `garden.backbones` registry; `factory` builds one
+from its config, so configs name backbones by `Backbone.type` and other distributions can add
+their own.
+
+The classes are imported on first use (`from garden_vision.modeling.backbones import ResNet`,
+as from Model Garden's `official.vision.modeling.backbones`).
 """
+
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
+
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "Backbone": ".backbone:Backbone",
+        "EfficientNet": ".efficientnet:EfficientNet",
+        "MobileNet": ".mobilenet:MobileNet",
+        "ResNet": ".resnet:ResNet",
+        "RevNet": ".revnet:RevNet",
+        "VisionTransformer": ".vit:VisionTransformer",
+    },
+)

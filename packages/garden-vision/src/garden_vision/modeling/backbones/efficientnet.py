@@ -70,14 +70,6 @@ def round_repeats(repeats: int, depth_scale: float) -> int:
     return int(math.ceil(depth_scale * repeats))
 
 
-def _as_input_spec(input_specs: Any) -> keras.layers.InputSpec:
-    if isinstance(input_specs, keras.layers.InputSpec):
-        return input_specs
-    if isinstance(input_specs, dict):  # A serialized InputSpec.
-        input_specs = input_specs.get("config", input_specs).get("shape")
-    return keras.layers.InputSpec(shape=[None if d is None else int(d) for d in input_specs])
-
-
 @keras.saving.register_keras_serializable(package="garden_vision")
 class EfficientNet(Backbone):
     """EfficientNet B0-B7 as a multi-level backbone (see the module docstring).
@@ -149,9 +141,7 @@ class EfficientNet(Backbone):
                 f"{stochastic_depth_drop_rate!r}: must be in [0, 1)"
             )
         nn_layers.get_activation(activation)  # Validates the name.
-        input_spec = _as_input_spec(
-            input_specs if input_specs is not None else [None, None, None, 3]
-        )
+        input_spec = self.input_spec_of(input_specs)
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
         norm = {
@@ -212,53 +202,57 @@ class EfficientNet(Backbone):
             **common,
         )(x)
 
-        super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-        self._config = {
-            "model_id": model_id,
-            "input_specs": list(input_spec.shape),
-            "se_ratio": se_ratio,
-            "stochastic_depth_drop_rate": stochastic_depth_drop_rate,
-            "kernel_initializer": mobile_blocks.serialize_initializer(kernel_initializer),
-            "kernel_regularizer": mobile_blocks.serialize_regularizer(kernel_regularizer),
-            "bias_regularizer": mobile_blocks.serialize_regularizer(bias_regularizer),
-            "activation": activation,
-            "se_inner_activation": se_inner_activation,
-            "use_sync_bn": use_sync_bn,
-            "norm_momentum": norm_momentum,
-            "norm_epsilon": norm_epsilon,
-            "width_scale": width_scale if model_id == "custom" else None,
-            "depth_scale": depth_scale if model_id == "custom" else None,
-        }
+        super().__init__(
+            inputs=inputs,
+            outputs=endpoints,
+            config={
+                "model_id": model_id,
+                "input_specs": input_spec,
+                "se_ratio": se_ratio,
+                "stochastic_depth_drop_rate": stochastic_depth_drop_rate,
+                "kernel_initializer": kernel_initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "activation": activation,
+                "se_inner_activation": se_inner_activation,
+                "use_sync_bn": use_sync_bn,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "width_scale": width_scale if model_id == "custom" else None,
+                "depth_scale": depth_scale if model_id == "custom" else None,
+            },
+            **kwargs,
+        )
 
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "trainable": self.trainable, **self._config}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> EfficientNet:
-        return cls(**config)
+_DEFAULTS = EfficientNetConfig()
 
 
 def build_efficientnet(
     input_specs: keras.layers.InputSpec,
-    backbone_config: EfficientNetConfig,
     norm_activation_config: NormActivation,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    model_id: str = _DEFAULTS.model_id,
+    se_ratio: float = _DEFAULTS.se_ratio,
+    stochastic_depth_drop_rate: float = _DEFAULTS.stochastic_depth_drop_rate,
     se_inner_activation: str = "relu",
-) -> keras.Model:
-    """Builds an `EfficientNet` from its config (the `efficientnet` backbone builder).
+) -> EfficientNet:
+    """Builds an `EfficientNet` (the `efficientnet` entry of `garden.backbones`).
 
+    The keyword settings are the fields of `configs.backbones.EfficientNet`.
     `norm_activation_config` sets the activation (the published models use `swish`) and
-    the batch normalization; `l2_regularizer` the kernels' weight decay. A config
-    `se_ratio` of 0 means the published ratio, 0.25.
+    the batch normalization; `l2_regularizer` the kernels' weight decay. A `se_ratio` of 0
+    means the published ratio, 0.25.
 
     Raises:
       ConfigError: For an unsupported `model_id` or an invalid setting.
     """
     return EfficientNet(
-        model_id=backbone_config.model_id,
+        model_id=model_id,
         input_specs=input_specs,
-        se_ratio=backbone_config.se_ratio or DEFAULT_SE_RATIO,
-        stochastic_depth_drop_rate=backbone_config.stochastic_depth_drop_rate,
+        se_ratio=se_ratio or DEFAULT_SE_RATIO,
+        stochastic_depth_drop_rate=stochastic_depth_drop_rate,
         activation=norm_activation_config.activation,
         se_inner_activation=se_inner_activation,
         use_sync_bn=norm_activation_config.use_sync_bn,

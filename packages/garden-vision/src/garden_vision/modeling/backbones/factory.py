@@ -1,26 +1,28 @@
 """Builds a backbone from its config through the `garden.backbones` registry.
 
-A builder is any callable
+Every backbone, built in or from another distribution, is found in the registry by its
+`backbone.type` and called the one way `garden_core.plugins` calls every component:
 
-    builder(input_specs, backbone_config, norm_activation_config, l2_regularizer=None)
+    builder(input_specs=..., norm_activation_config=..., l2_regularizer=..., **settings)
 
-that returns a backbone (see `garden_vision.modeling.backbones`). garden-vision registers its
-own in its pyproject.toml; a research package adds one with
+where `settings` are the keyword settings of the chosen branch (`backbone.resnet`'s fields,
+or the plain mapping a plugin's branch holds in YAML). garden-vision registers its own in
+its pyproject.toml; a research package adds one with
 
     [project.entry-points."garden.backbones"]
     my_net = "my_package.backbones:build_my_net"
 
-after which `backbone.type: my_net` works in any config, with the settings under `my_net`
-passed to the builder as a dict.
+after which `backbone: {type: my_net, my_net: {width: 32}}` works in any config and calls
+`build_my_net(input_specs=..., norm_activation_config=..., l2_regularizer=..., width=32)`.
+The builder returns a `keras.Model` mapping the image to a dict of features keyed by level,
+with `output_specs` (level -> shape), like `garden_vision.modeling.backbones.Backbone`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
-from garden_core import registry
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs.backbones import Backbone
 from garden_vision.configs.common import NormActivation
@@ -31,6 +33,7 @@ def build_backbone(
     backbone_config: Backbone,
     norm_activation_config: NormActivation | None = None,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    where: str = "task.model.backbone",
 ) -> keras.Model:
     """Returns the backbone `backbone_config` describes.
 
@@ -40,24 +43,23 @@ def build_backbone(
       backbone_config: The `Backbone` one-of; its `type` names the builder.
       norm_activation_config: Normalization and activation settings (defaults if None).
       l2_regularizer: Kernel regularizer for weight decay, or None.
+      where: The dotted path of `backbone_config` in the experiment config, for messages.
 
     Raises:
-      ConfigError: If `type` is unset or names no registered backbone.
+      ConfigError: If `type` is unset or names no registered backbone, the builder rejects
+        its settings, or it returns something other than a Keras model.
     """
-    if not backbone_config.type:
-        raise ConfigError("`backbone.type` is not set: choose one of " + _choices())
-    try:
-        builder = registry.backbones.get(backbone_config.type)
-    except registry.RegistryError as error:
-        raise ConfigError(f"`backbone.type` = {backbone_config.type!r}: {error}") from None
-    return builder(
+    backbone = plugins.build(
+        "backbones",
+        backbone_config,
+        where,
         input_specs=input_specs,
-        backbone_config=backbone_config.get(),
         norm_activation_config=norm_activation_config or NormActivation(),
         l2_regularizer=l2_regularizer,
     )
-
-
-def _choices() -> str:
-    names: list[Any] = sorted(registry.backbones.names())
-    return ", ".join(names) or "(none registered)"
+    if not isinstance(backbone, keras.Model):
+        raise ConfigError(
+            f"`{where}.type` is {backbone_config.type!r}, whose builder returned "
+            f"{plugins.summarize(backbone)}, not a keras.Model"
+        )
+    return backbone

@@ -253,14 +253,6 @@ def _check_model_id(model_id: str) -> None:
     )
 
 
-def _as_input_spec(input_specs: Any) -> keras.layers.InputSpec:
-    if isinstance(input_specs, keras.layers.InputSpec):
-        return input_specs
-    if isinstance(input_specs, dict):  # A serialized InputSpec.
-        input_specs = input_specs.get("config", input_specs).get("shape")
-    return keras.layers.InputSpec(shape=[None if d is None else int(d) for d in input_specs])
-
-
 @keras.saving.register_keras_serializable(package="garden_vision")
 class MobileNet(Backbone):
     """MobileNet V2 or V3 as a multi-level backbone (see the module docstring).
@@ -331,9 +323,7 @@ class MobileNet(Backbone):
                 f"`mobilenet.stochastic_depth_drop_rate` = {stochastic_depth_drop_rate!r}: "
                 "must be in [0, 1)"
             )
-        input_spec = _as_input_spec(
-            input_specs if input_specs is not None else [None, None, None, 3]
-        )
+        input_spec = self.input_spec_of(input_specs)
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
 
@@ -427,43 +417,50 @@ class MobileNet(Backbone):
                     level += 1
         endpoints["pre_logits"] = x
 
-        super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-        self._config = {
-            "model_id": model_id,
-            "filter_size_scale": filter_size_scale,
-            "input_specs": list(input_spec.shape),
-            "norm_momentum": norm_momentum,
-            "norm_epsilon": norm_epsilon,
-            "kernel_initializer": mobile_blocks.serialize_initializer(kernel_initializer),
-            "kernel_regularizer": mobile_blocks.serialize_regularizer(kernel_regularizer),
-            "bias_regularizer": mobile_blocks.serialize_regularizer(bias_regularizer),
-            "output_stride": output_stride,
-            "min_depth": min_depth,
-            "divisible_by": divisible_by,
-            "stochastic_depth_drop_rate": stochastic_depth_drop_rate,
-            "flat_stochastic_depth_drop_rate": flat_stochastic_depth_drop_rate,
-            "regularize_depthwise": regularize_depthwise,
-            "use_sync_bn": use_sync_bn,
-            "finegrain_classification_mode": finegrain_classification_mode,
-            "output_intermediate_endpoints": output_intermediate_endpoints,
-        }
+        super().__init__(
+            inputs=inputs,
+            outputs=endpoints,
+            config={
+                "model_id": model_id,
+                "filter_size_scale": filter_size_scale,
+                "input_specs": input_spec,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "kernel_initializer": kernel_initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "output_stride": output_stride,
+                "min_depth": min_depth,
+                "divisible_by": divisible_by,
+                "stochastic_depth_drop_rate": stochastic_depth_drop_rate,
+                "flat_stochastic_depth_drop_rate": flat_stochastic_depth_drop_rate,
+                "regularize_depthwise": regularize_depthwise,
+                "use_sync_bn": use_sync_bn,
+                "finegrain_classification_mode": finegrain_classification_mode,
+                "output_intermediate_endpoints": output_intermediate_endpoints,
+            },
+            **kwargs,
+        )
 
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "trainable": self.trainable, **self._config}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> MobileNet:
-        return cls(**config)
+_DEFAULTS = MobileNetConfig()
 
 
 def build_mobilenet(
     input_specs: keras.layers.InputSpec,
-    backbone_config: MobileNetConfig,
     norm_activation_config: NormActivation,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
-) -> keras.Model:
-    """Builds a `MobileNet` from its config (the `mobilenet` backbone builder).
+    *,
+    model_id: str = _DEFAULTS.model_id,
+    filter_size_scale: float = _DEFAULTS.filter_size_scale,
+    stochastic_depth_drop_rate: float = _DEFAULTS.stochastic_depth_drop_rate,
+    flat_stochastic_depth_drop_rate: bool = _DEFAULTS.flat_stochastic_depth_drop_rate,
+    output_stride: int | None = _DEFAULTS.output_stride,
+    output_intermediate_endpoints: bool = _DEFAULTS.output_intermediate_endpoints,
+) -> MobileNet:
+    """Builds a `MobileNet` (the `mobilenet` entry of `garden.backbones`).
 
+    The keyword settings are the fields of `configs.backbones.MobileNet`, as in `MobileNet`.
     The activations are those of the published architecture (Model Garden's specs);
     `norm_activation_config` sets the batch normalization (`use_sync_bn`,
     `norm_momentum`, `norm_epsilon`) and `l2_regularizer` the kernels' weight decay.
@@ -472,13 +469,13 @@ def build_mobilenet(
       ConfigError: For an unsupported `model_id` or an invalid setting.
     """
     return MobileNet(
-        model_id=backbone_config.model_id,
-        filter_size_scale=backbone_config.filter_size_scale,
+        model_id=model_id,
+        filter_size_scale=filter_size_scale,
         input_specs=input_specs,
-        stochastic_depth_drop_rate=backbone_config.stochastic_depth_drop_rate,
-        flat_stochastic_depth_drop_rate=backbone_config.flat_stochastic_depth_drop_rate,
-        output_stride=backbone_config.output_stride,
-        output_intermediate_endpoints=backbone_config.output_intermediate_endpoints,
+        stochastic_depth_drop_rate=stochastic_depth_drop_rate,
+        flat_stochastic_depth_drop_rate=flat_stochastic_depth_drop_rate,
+        output_stride=output_stride,
+        output_intermediate_endpoints=output_intermediate_endpoints,
         use_sync_bn=norm_activation_config.use_sync_bn,
         norm_momentum=norm_activation_config.norm_momentum,
         norm_epsilon=norm_activation_config.norm_epsilon,

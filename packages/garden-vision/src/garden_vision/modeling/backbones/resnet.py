@@ -21,6 +21,7 @@ from garden_vision.configs.common import NormActivation
 from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
 from garden_vision.modeling.layers.resnet_blocks import BottleneckBlock, ResidualBlock
+from garden_vision.modeling.serialization import serialize_initializer
 
 # Depth -> (block type, filters, repeats) of the four block groups, from Model Garden's
 # RESNET_SPECS. 300 comes from earlier Model Garden releases (later replaced by 270, 350
@@ -89,13 +90,6 @@ RESNET_SPECS: dict[int, tuple[tuple[str, int, int], ...]] = {
 STEM_TYPES = ("v0", "v1")
 
 _BLOCKS = {"residual": ResidualBlock, "bottleneck": BottleneckBlock}
-
-
-def _input_shape(input_specs: keras.layers.InputSpec | list | tuple | None) -> list:
-    if input_specs is None:
-        return [None, None, None, 3]
-    shape = input_specs.shape if isinstance(input_specs, keras.layers.InputSpec) else input_specs
-    return list(shape)
 
 
 def stochastic_depth_rate(init_rate: float, level: int, max_level: int = 5) -> float:
@@ -189,10 +183,11 @@ class ResNet(Backbone):
             )
         if depth_multiplier <= 0:
             raise ConfigError(f"ResNet `depth_multiplier` = {depth_multiplier!r} must be > 0")
-        shape = _input_shape(input_specs)
+        input_spec = self.input_spec_of(input_specs)
+        shape = list(input_spec.shape)
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
-        initializer = keras.initializers.serialize(keras.initializers.get(kernel_initializer))
+        initializer = serialize_initializer(kernel_initializer)
         norm_kwargs = {
             "momentum": norm_momentum,
             "epsilon": norm_epsilon,
@@ -260,10 +255,34 @@ class ResNet(Backbone):
                 )(x)
             endpoints[str(level)] = x
 
-        super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
+        super().__init__(
+            inputs=inputs,
+            outputs=endpoints,
+            config={
+                "model_id": model_id,
+                "input_specs": input_spec,
+                "depth_multiplier": depth_multiplier,
+                "stem_type": stem_type,
+                "resnetd_shortcut": resnetd_shortcut,
+                "replace_stem_max_pool": replace_stem_max_pool,
+                "se_ratio": se_ratio,
+                "init_stochastic_depth_rate": init_stochastic_depth_rate,
+                "scale_stem": scale_stem,
+                "activation": activation,
+                "use_sync_bn": use_sync_bn,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "kernel_initializer": initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "bias_regularizer": bias_regularizer,
+                "bn_trainable": bn_trainable,
+                "use_first_projection": use_first_projection,
+            },
+            **kwargs,
+        )
 
         self.model_id = model_id
-        self.input_specs = keras.layers.InputSpec(shape=shape)
+        self.input_specs = input_spec
         self.depth_multiplier = depth_multiplier
         self.stem_type = stem_type
         self.resnetd_shortcut = resnetd_shortcut
@@ -281,70 +300,55 @@ class ResNet(Backbone):
         self.bn_trainable = bn_trainable
         self.use_first_projection = use_first_projection
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "model_id": self.model_id,
-            "input_specs": list(self.input_specs.shape),
-            "depth_multiplier": self.depth_multiplier,
-            "stem_type": self.stem_type,
-            "resnetd_shortcut": self.resnetd_shortcut,
-            "replace_stem_max_pool": self.replace_stem_max_pool,
-            "se_ratio": self.se_ratio,
-            "init_stochastic_depth_rate": self.init_stochastic_depth_rate,
-            "scale_stem": self.scale_stem,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": None
-            if self.kernel_regularizer is None
-            else keras.regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": None
-            if self.bias_regularizer is None
-            else keras.regularizers.serialize(self.bias_regularizer),
-            "bn_trainable": self.bn_trainable,
-            "use_first_projection": self.use_first_projection,
-        }
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> ResNet:
-        return cls(**config)
+_DEFAULTS = ResNetConfig()
 
 
 def build_resnet(
     input_specs: keras.layers.InputSpec,
-    backbone_config: ResNetConfig,
     norm_activation_config: NormActivation,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    model_id: int = _DEFAULTS.model_id,
+    depth_multiplier: float = _DEFAULTS.depth_multiplier,
+    stem_type: str = _DEFAULTS.stem_type,
+    se_ratio: float = _DEFAULTS.se_ratio,
+    stochastic_depth_drop_rate: float = _DEFAULTS.stochastic_depth_drop_rate,
+    scale_stem: bool = _DEFAULTS.scale_stem,
+    resnetd_shortcut: bool = _DEFAULTS.resnetd_shortcut,
+    replace_stem_max_pool: bool = _DEFAULTS.replace_stem_max_pool,
+    bn_trainable: bool = _DEFAULTS.bn_trainable,
 ) -> ResNet:
-    """Builds a `ResNet` from its config (the `resnet` entry of `garden.backbones`).
+    """Builds a `ResNet` (the `resnet` entry of `garden.backbones`).
+
+    The keyword settings are the fields of `configs.backbones.ResNet`, with its defaults
+    (`backbone: {type: resnet, resnet: {...}}` in a config).
 
     Args:
       input_specs: The image input, `InputSpec(shape=[None, H, W, C])`.
-      backbone_config: A `configs.backbones.ResNet`; its `stochastic_depth_drop_rate` is
-        the model's `init_stochastic_depth_rate`.
       norm_activation_config: Activation and batch-normalization settings.
       l2_regularizer: Kernel regularizer of every convolution (weight decay), or None.
+      model_id, depth_multiplier, stem_type, se_ratio, scale_stem, resnetd_shortcut,
+        replace_stem_max_pool, bn_trainable: As in `ResNet`.
+      stochastic_depth_drop_rate: The model's `init_stochastic_depth_rate`.
 
     Raises:
       ConfigError: For an unknown `model_id` or `stem_type`.
     """
     return ResNet(
-        model_id=backbone_config.model_id,
+        model_id=model_id,
         input_specs=input_specs,
-        depth_multiplier=backbone_config.depth_multiplier,
-        stem_type=backbone_config.stem_type,
-        resnetd_shortcut=backbone_config.resnetd_shortcut,
-        replace_stem_max_pool=backbone_config.replace_stem_max_pool,
-        se_ratio=backbone_config.se_ratio,
-        init_stochastic_depth_rate=backbone_config.stochastic_depth_drop_rate,
-        scale_stem=backbone_config.scale_stem,
+        depth_multiplier=depth_multiplier,
+        stem_type=stem_type,
+        resnetd_shortcut=resnetd_shortcut,
+        replace_stem_max_pool=replace_stem_max_pool,
+        se_ratio=se_ratio,
+        init_stochastic_depth_rate=stochastic_depth_drop_rate,
+        scale_stem=scale_stem,
         activation=norm_activation_config.activation,
         use_sync_bn=norm_activation_config.use_sync_bn,
         norm_momentum=norm_activation_config.norm_momentum,
         norm_epsilon=norm_activation_config.norm_epsilon,
         kernel_regularizer=l2_regularizer,
-        bn_trainable=backbone_config.bn_trainable,
+        bn_trainable=bn_trainable,
     )

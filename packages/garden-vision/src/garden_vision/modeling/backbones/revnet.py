@@ -23,6 +23,7 @@ from garden_vision.configs.common import NormActivation
 from garden_vision.modeling.backbones.backbone import Backbone
 from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
 from garden_vision.modeling.layers.reversible_blocks import ReversibleBlock
+from garden_vision.modeling.serialization import serialize_initializer
 
 # Depth -> (block type, output channels, repeats) of each group, from Model Garden's
 # REVNET_SPECS. A group's residual functions get half the channels as filters (bottleneck
@@ -42,13 +43,6 @@ REVNET_SPECS: dict[int, tuple[tuple[str, int, int], ...]] = {
         ("bottleneck", 832, 2),
     ),
 }
-
-
-def _input_shape(input_specs: keras.layers.InputSpec | list | tuple | None) -> list:
-    if input_specs is None:
-        return [None, None, None, 3]
-    shape = input_specs.shape if isinstance(input_specs, keras.layers.InputSpec) else input_specs
-    return list(shape)
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
@@ -98,9 +92,10 @@ class RevNet(Backbone):
                 f"RevNet `model_id` = {model_id!r} is not supported; expected one of "
                 + ", ".join(str(depth) for depth in REVNET_SPECS)
             )
-        shape = _input_shape(input_specs)
+        input_spec = self.input_spec_of(input_specs)
+        shape = list(input_spec.shape)
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        initializer = keras.initializers.serialize(keras.initializers.get(kernel_initializer))
+        initializer = serialize_initializer(kernel_initializer)
 
         inputs = keras.Input(shape=tuple(shape[1:]), batch_size=shape[0])
         x = keras.layers.Conv2D(
@@ -139,10 +134,25 @@ class RevNet(Backbone):
                 )(x)
             endpoints[str(level)] = x
 
-        super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
+        super().__init__(
+            inputs=inputs,
+            outputs=endpoints,
+            config={
+                "model_id": model_id,
+                "input_specs": input_spec,
+                "activation": activation,
+                "use_sync_bn": use_sync_bn,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "kernel_initializer": initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "manual_gradients": manual_gradients,
+            },
+            **kwargs,
+        )
 
         self.model_id = model_id
-        self.input_specs = keras.layers.InputSpec(shape=shape)
+        self.input_specs = input_spec
         self.activation = activation
         self.use_sync_bn = use_sync_bn
         self.norm_momentum = norm_momentum
@@ -151,46 +161,29 @@ class RevNet(Backbone):
         self.kernel_regularizer = kernel_regularizer
         self.manual_gradients = manual_gradients
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "model_id": self.model_id,
-            "input_specs": list(self.input_specs.shape),
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": None
-            if self.kernel_regularizer is None
-            else keras.regularizers.serialize(self.kernel_regularizer),
-            "manual_gradients": self.manual_gradients,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> RevNet:
-        return cls(**config)
-
 
 def build_revnet(
     input_specs: keras.layers.InputSpec,
-    backbone_config: RevNetConfig,
     norm_activation_config: NormActivation,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    model_id: int = RevNetConfig().model_id,
 ) -> RevNet:
-    """Builds a `RevNet` from its config (the `revnet` entry of `garden.backbones`).
+    """Builds a `RevNet` (the `revnet` entry of `garden.backbones`).
+
+    The keyword settings are the fields of `configs.backbones.RevNet`.
 
     Args:
       input_specs: The image input, `InputSpec(shape=[None, H, W, C])`.
-      backbone_config: A `configs.backbones.RevNet`.
       norm_activation_config: Activation and batch-normalization settings.
       l2_regularizer: Kernel regularizer of every convolution (weight decay), or None.
+      model_id: The depth: 38, 56 or 104.
 
     Raises:
       ConfigError: For an unknown `model_id`.
     """
     return RevNet(
-        model_id=backbone_config.model_id,
+        model_id=model_id,
         input_specs=input_specs,
         activation=norm_activation_config.activation,
         use_sync_bn=norm_activation_config.use_sync_bn,

@@ -64,20 +64,6 @@ CUSTOM_MODEL_NAME = "vit-custom"
 POOLERS = ("token", "gap", "none")
 POS_EMBED_INTERPOLATIONS = ("bilinear", "bicubic")
 
-_DEFAULT_INPUT_SHAPE = (None, 224, 224, 3)
-
-
-def _input_shape(input_specs: Any) -> tuple[int | None, ...]:
-    if input_specs is None:
-        return _DEFAULT_INPUT_SHAPE
-    shape = input_specs.shape if isinstance(input_specs, keras.layers.InputSpec) else input_specs
-    shape = tuple(None if side is None else int(side) for side in shape)
-    if len(shape) != 4:
-        raise ConfigError(
-            f"`input_specs` must be [batch, height, width, channels], got {list(shape)}"
-        )
-    return shape
-
 
 def _choices(values) -> str:
     return ", ".join(repr(value) for value in values)
@@ -150,6 +136,8 @@ class VisionTransformer(Backbone):
         unknown size without `pos_embed_shape`, or `num_heads` not dividing `hidden_size`.
     """
 
+    default_input_shape = (None, 224, 224, 3)
+
     def __init__(
         self,
         mlp_dim: int = 3072,
@@ -174,7 +162,7 @@ class VisionTransformer(Backbone):
         pos_embed_interpolation: str = "bilinear",
         **kwargs: Any,
     ):
-        input_shape = _input_shape(input_specs)
+        input_shape = tuple(self.input_spec_of(input_specs).shape)
         pos_embed_shape = None if pos_embed_shape is None else tuple(map(int, pos_embed_shape))
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         _check_arguments(
@@ -274,42 +262,33 @@ class VisionTransformer(Backbone):
         if attention_scores is not None:
             endpoints["attention_scores"] = attention_scores
 
-        super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-
-        self._input_shape_list = list(input_shape)
-        self._config = {
-            "mlp_dim": mlp_dim,
-            "num_heads": num_heads,
-            "num_layers": num_layers,
-            "attention_dropout_rate": attention_dropout_rate,
-            "dropout_rate": dropout_rate,
-            "init_stochastic_depth_rate": init_stochastic_depth_rate,
-            "patch_size": patch_size,
-            "hidden_size": hidden_size,
-            "representation_size": representation_size,
-            "pooler": pooler,
-            "kernel_regularizer": kernel_regularizer,
-            "original_init": original_init,
-            "output_encoded_tokens": output_encoded_tokens,
-            "output_2d_feature_maps": output_2d_feature_maps,
-            "pos_embed_shape": list(pos_embed_shape) if pos_embed_shape else None,
-            "layer_scale_init_value": layer_scale_init_value,
-            "output_attention_scores": output_attention_scores,
-            "add_distillation_token": add_distillation_token,
-            "pos_embed_interpolation": pos_embed_interpolation,
-        }
-
-    def get_config(self) -> dict[str, Any]:
-        config = dict(self._config)
-        if config["kernel_regularizer"] is not None:
-            config["kernel_regularizer"] = keras.regularizers.serialize(
-                config["kernel_regularizer"]
-            )
-        return {"name": self.name, "input_specs": list(self._input_shape_list), **config}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects=None) -> VisionTransformer:
-        return cls(**config)
+        super().__init__(
+            inputs=inputs,
+            outputs=endpoints,
+            config={
+                "mlp_dim": mlp_dim,
+                "num_heads": num_heads,
+                "num_layers": num_layers,
+                "attention_dropout_rate": attention_dropout_rate,
+                "dropout_rate": dropout_rate,
+                "init_stochastic_depth_rate": init_stochastic_depth_rate,
+                "input_specs": list(input_shape),
+                "patch_size": patch_size,
+                "hidden_size": hidden_size,
+                "representation_size": representation_size,
+                "pooler": pooler,
+                "kernel_regularizer": kernel_regularizer,
+                "original_init": original_init,
+                "output_encoded_tokens": output_encoded_tokens,
+                "output_2d_feature_maps": output_2d_feature_maps,
+                "pos_embed_shape": list(pos_embed_shape) if pos_embed_shape else None,
+                "layer_scale_init_value": layer_scale_init_value,
+                "output_attention_scores": output_attention_scores,
+                "add_distillation_token": add_distillation_token,
+                "pos_embed_interpolation": pos_embed_interpolation,
+            },
+            **kwargs,
+        )
 
 
 def _check_arguments(
@@ -391,52 +370,95 @@ def vit_spec(backbone_config: backbone_configs.VisionTransformer) -> dict[str, i
     return dict(VIT_SPECS[name])
 
 
+_DEFAULTS = backbone_configs.VisionTransformer()
+
+
 def build_vit(
     input_specs: keras.layers.InputSpec,
-    backbone_config: backbone_configs.VisionTransformer | collections.abc.Mapping,
     norm_activation_config: NormActivation | None = None,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    model_name: str = _DEFAULTS.model_name,
+    pooler: str = _DEFAULTS.pooler,
+    representation_size: int = _DEFAULTS.representation_size,
+    hidden_size: int = _DEFAULTS.hidden_size,
+    patch_size: int = _DEFAULTS.patch_size,
+    transformer: backbone_configs.Transformer | collections.abc.Mapping | None = None,
+    init_stochastic_depth_rate: float = _DEFAULTS.init_stochastic_depth_rate,
+    original_init: bool = _DEFAULTS.original_init,
+    pos_embed_shape: tuple[int, int] | list[int] | None = _DEFAULTS.pos_embed_shape,
+    output_encoded_tokens: bool = _DEFAULTS.output_encoded_tokens,
+    output_2d_feature_maps: bool = _DEFAULTS.output_2d_feature_maps,
+    layer_scale_init_value: float = _DEFAULTS.layer_scale_init_value,
+    output_attention_scores: bool = _DEFAULTS.output_attention_scores,
+    add_distillation_token: bool = _DEFAULTS.add_distillation_token,
 ) -> VisionTransformer:
-    """Builds a `VisionTransformer` from its config (the `vit` entry of `garden.backbones`).
+    """Builds a `VisionTransformer` (the `vit` entry of `garden.backbones`).
+
+    The keyword settings are the fields of `configs.backbones.VisionTransformer`, with its
+    defaults: `model_name` picks a preset of `VIT_SPECS` (or `vit-custom`, which takes
+    `hidden_size`, `patch_size` and the widths and depth of `transformer`).
 
     Args:
       input_specs: The image input, `InputSpec(shape=[None, height, width, channels])`;
         height and width must be multiples of the patch size (or None, with
         `pos_embed_shape` set).
-      backbone_config: A `configs.backbones.VisionTransformer` (or a mapping of its fields).
       norm_activation_config: Unused: ViT normalizes with LayerNorm (epsilon 1e-6) whatever
-        the batch-normalization settings are. Accepted for the builder signature.
+        the batch-normalization settings are. Accepted as every backbone builder is.
       l2_regularizer: Kernel regularizer for weight decay, or None.
+      model_name, pooler, representation_size, hidden_size, patch_size,
+        init_stochastic_depth_rate, original_init, pos_embed_shape, output_encoded_tokens,
+        output_2d_feature_maps, layer_scale_init_value, output_attention_scores,
+        add_distillation_token: As in `configs.backbones.VisionTransformer`.
+      transformer: A `configs.backbones.Transformer` or a mapping of its fields (its
+        dropout rates always apply; its sizes with `vit-custom`); None for its defaults.
 
     Raises:
       ConfigError: For an unknown `model_name` or `pooler`, an input size that is not a
         multiple of the patch size, or another setting `VisionTransformer` rejects.
     """
     del norm_activation_config  # ViT has no batch normalization.
-    if isinstance(backbone_config, collections.abc.Mapping):
-        backbone_config = backbone_configs.VisionTransformer.from_dict(
-            backbone_config, path="backbone.vit"
+    if transformer is None:
+        transformer = backbone_configs.Transformer()
+    elif isinstance(transformer, collections.abc.Mapping):
+        transformer = backbone_configs.Transformer.from_dict(
+            transformer, path="backbone.vit.transformer"
         )
-    spec = vit_spec(backbone_config)
-    transformer = backbone_config.transformer
+    config = backbone_configs.VisionTransformer(
+        model_name=model_name,
+        pooler=pooler,
+        representation_size=representation_size,
+        hidden_size=hidden_size,
+        patch_size=patch_size,
+        transformer=transformer,
+        init_stochastic_depth_rate=init_stochastic_depth_rate,
+        original_init=original_init,
+        pos_embed_shape=pos_embed_shape,
+        output_encoded_tokens=output_encoded_tokens,
+        output_2d_feature_maps=output_2d_feature_maps,
+        layer_scale_init_value=layer_scale_init_value,
+        output_attention_scores=output_attention_scores,
+        add_distillation_token=add_distillation_token,
+    )
+    spec = vit_spec(config)
     return VisionTransformer(
         mlp_dim=spec["mlp_dim"],
         num_heads=spec["num_heads"],
         num_layers=spec["num_layers"],
         attention_dropout_rate=transformer.attention_dropout_rate,
         dropout_rate=transformer.dropout_rate,
-        init_stochastic_depth_rate=backbone_config.init_stochastic_depth_rate,
+        init_stochastic_depth_rate=init_stochastic_depth_rate,
         input_specs=input_specs,
         patch_size=spec["patch_size"],
         hidden_size=spec["hidden_size"],
-        representation_size=backbone_config.representation_size,
-        pooler=backbone_config.pooler,
+        representation_size=representation_size,
+        pooler=pooler,
         kernel_regularizer=l2_regularizer,
-        original_init=backbone_config.original_init,
-        output_encoded_tokens=backbone_config.output_encoded_tokens,
-        output_2d_feature_maps=backbone_config.output_2d_feature_maps,
-        pos_embed_shape=backbone_config.pos_embed_shape,
-        layer_scale_init_value=backbone_config.layer_scale_init_value,
-        output_attention_scores=backbone_config.output_attention_scores,
-        add_distillation_token=backbone_config.add_distillation_token,
+        original_init=original_init,
+        output_encoded_tokens=output_encoded_tokens,
+        output_2d_feature_maps=output_2d_feature_maps,
+        pos_embed_shape=pos_embed_shape,
+        layer_scale_init_value=layer_scale_init_value,
+        output_attention_scores=output_attention_scores,
+        add_distillation_token=add_distillation_token,
     )

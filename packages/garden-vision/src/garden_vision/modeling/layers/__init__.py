@@ -1,19 +1,37 @@
-"""Layers shared by garden-vision's backbones and heads."""
+"""Layers shared by garden-vision's backbones and heads (Model Garden's `modeling.layers`).
 
-from garden_vision.modeling.layers.nn_layers import (
-    BatchNormalization,
-    SqueezeExcitation,
-    StochasticDepth,
-    batch_norm,
-    get_activation,
-    make_divisible,
+- Residual blocks: `ResidualBlock`, `BottleneckBlock` (ResNet), `InvertedBottleneckBlock`
+  and `Conv2DBNBlock` (MobileNet, EfficientNet), `ResidualInner`, `BottleneckResidualInner`
+  and `ReversibleBlock` (RevNet).
+- Transformer parts of ViT: `PatchEmbedding`, `PositionEmbedding`, `ClassToken`,
+  `TransformerEncoderBlock`.
+- Building blocks: `SqueezeExcitation`, `StochasticDepth`, `BatchNormalization`,
+  `batch_norm`, `get_activation`, `make_divisible`.
+
+Names are imported on first use, so importing this package loads no TensorFlow.
+"""
+
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
+
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "BatchNormalization": ".nn_layers:BatchNormalization",
+        "BottleneckBlock": ".resnet_blocks:BottleneckBlock",
+        "BottleneckResidualInner": ".reversible_blocks:BottleneckResidualInner",
+        "ClassToken": ".transformer_layers:ClassToken",
+        "Conv2DBNBlock": ".mobile_blocks:Conv2DBNBlock",
+        "InvertedBottleneckBlock": ".mobile_blocks:InvertedBottleneckBlock",
+        "PatchEmbedding": ".transformer_layers:PatchEmbedding",
+        "PositionEmbedding": ".transformer_layers:PositionEmbedding",
+        "ResidualBlock": ".resnet_blocks:ResidualBlock",
+        "ResidualInner": ".reversible_blocks:ResidualInner",
+        "ReversibleBlock": ".reversible_blocks:ReversibleBlock",
+        "SqueezeExcitation": ".nn_layers:SqueezeExcitation",
+        "StochasticDepth": ".nn_layers:StochasticDepth",
+        "TransformerEncoderBlock": ".transformer_layers:TransformerEncoderBlock",
+        "batch_norm": ".nn_layers:batch_norm",
+        "get_activation": ".nn_layers:get_activation",
+        "make_divisible": ".nn_layers:make_divisible",
+    },
 )
-
-__all__ = [
-    "BatchNormalization",
-    "SqueezeExcitation",
-    "StochasticDepth",
-    "batch_norm",
-    "get_activation",
-    "make_divisible",
-]

@@ -18,25 +18,11 @@ from typing import Any
 import keras
 
 from garden_vision.modeling.layers import nn_layers
-
-
-def serialize_initializer(initializer: Any) -> Any:
-    """Returns `initializer` as a name or a config dict (JSON-friendly, for `get_config`)."""
-    if isinstance(initializer, str):
-        return initializer
-    return keras.initializers.serialize(keras.initializers.get(initializer))
-
-
-def serialize_regularizer(regularizer: Any) -> Any:
-    """Returns `regularizer` (None, a name or an instance) in a JSON-friendly form."""
-    if regularizer is None or isinstance(regularizer, str):
-        return regularizer
-    return keras.regularizers.serialize(keras.regularizers.get(regularizer))
-
-
-def _new_initializer(initializer: Any) -> keras.initializers.Initializer:
-    """A fresh initializer for each layer (a shared seeded one would repeat its values)."""
-    return keras.initializers.get(serialize_initializer(initializer))
+from garden_vision.modeling.serialization import (
+    new_initializer,
+    serialize_initializer,
+    serialize_regularizer,
+)
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
@@ -99,7 +85,7 @@ class Conv2DBNBlock(keras.layers.Layer):
             padding="same",
             dilation_rate=dilation_rate,
             use_bias=use_bias,
-            kernel_initializer=_new_initializer(kernel_initializer),
+            kernel_initializer=new_initializer(kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
             dtype=self.dtype_policy,
@@ -267,7 +253,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
                 self.expand_filters,
                 1,
                 use_bias=False,
-                kernel_initializer=_new_initializer(kernel_initializer),
+                kernel_initializer=new_initializer(kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name="expand_conv",
@@ -281,7 +267,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
             padding="same",
             dilation_rate=dilation_rate,
             use_bias=False,
-            depthwise_initializer=_new_initializer(kernel_initializer),
+            depthwise_initializer=new_initializer(kernel_initializer),
             depthwise_regularizer=self.kernel_regularizer if regularize_depthwise else None,
             dtype=self.dtype_policy,
             name="depthwise_conv",
@@ -311,7 +297,7 @@ class InvertedBottleneckBlock(keras.layers.Layer):
             out_filters,
             1,
             use_bias=False,
-            kernel_initializer=_new_initializer(kernel_initializer),
+            kernel_initializer=new_initializer(kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="project_conv",

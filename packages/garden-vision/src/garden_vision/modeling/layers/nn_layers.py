@@ -17,6 +17,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from garden_vision.modeling.serialization import serialize_initializer, serialize_regularizer
+
 # Model Garden's activation names mapped to Keras ones.
 _ACTIVATIONS = {
     "relu": "relu",
@@ -272,13 +274,7 @@ class SqueezeExcitation(keras.layers.Layer):
             "divisible_by": self.divisible_by,
             "activation": self.activation,
             "gating_activation": self.gating_activation,
-            "kernel_initializer": keras.initializers.serialize(
-                keras.initializers.get(self.kernel_initializer)
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
-            if self.kernel_regularizer is not None
-            else None,
-            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer)
-            if self.bias_regularizer is not None
-            else None,
+            "kernel_initializer": serialize_initializer(self.kernel_initializer),
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
         }

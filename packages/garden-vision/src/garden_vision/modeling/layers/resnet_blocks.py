@@ -23,10 +23,7 @@ from garden_vision.modeling.layers.nn_layers import (
     batch_norm,
     get_activation,
 )
-
-
-def _serialize_or_none(obj: Any, module: Any) -> Any:
-    return None if obj is None else module.serialize(obj)
+from garden_vision.modeling.serialization import serialize_initializer, serialize_regularizer
 
 
 class _ResNetBlock(keras.layers.Layer):
@@ -64,9 +61,7 @@ class _ResNetBlock(keras.layers.Layer):
         self.resnetd_shortcut = bool(resnetd_shortcut)
         self.stochastic_depth_drop_rate = stochastic_depth_drop_rate
         # Stored serialized: every convolution gets its own initializer instance from it.
-        self.kernel_initializer = keras.initializers.serialize(
-            keras.initializers.get(kernel_initializer)
-        )
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.activation = activation
@@ -198,8 +193,8 @@ class _ResNetBlock(keras.layers.Layer):
             "resnetd_shortcut": self.resnetd_shortcut,
             "stochastic_depth_drop_rate": self.stochastic_depth_drop_rate,
             "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": _serialize_or_none(self.kernel_regularizer, keras.regularizers),
-            "bias_regularizer": _serialize_or_none(self.bias_regularizer, keras.regularizers),
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
             "activation": self.activation,
             "use_sync_bn": self.use_sync_bn,
             "norm_momentum": self.norm_momentum,

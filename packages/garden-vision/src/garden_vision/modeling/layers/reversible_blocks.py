@@ -30,12 +30,9 @@ import tensorflow as tf
 from keras import ops
 
 from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
+from garden_vision.modeling.serialization import serialize_initializer, serialize_regularizer
 
 BLOCK_TYPES = ("residual", "bottleneck")
-
-
-def _serialize_or_none(obj: Any) -> Any:
-    return None if obj is None else keras.regularizers.serialize(obj)
 
 
 class _InnerBlock(keras.layers.Layer):
@@ -64,9 +61,7 @@ class _InnerBlock(keras.layers.Layer):
         self.filters = int(filters)
         self.strides = int(strides)
         self.batch_norm_first = bool(batch_norm_first)
-        self.kernel_initializer = keras.initializers.serialize(
-            keras.initializers.get(kernel_initializer)
-        )
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.activation = activation
         self.use_sync_bn = bool(use_sync_bn)
@@ -123,7 +118,7 @@ class _InnerBlock(keras.layers.Layer):
             "strides": self.strides,
             "batch_norm_first": self.batch_norm_first,
             "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": _serialize_or_none(self.kernel_regularizer),
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
             "activation": self.activation,
             "use_sync_bn": self.use_sync_bn,
             "norm_momentum": self.norm_momentum,
@@ -254,9 +249,7 @@ class ReversibleBlock(keras.layers.Layer):
         self.strides = int(strides)
         self.batch_norm_first = bool(batch_norm_first)
         self.manual_gradients = bool(manual_gradients)
-        self.kernel_initializer = keras.initializers.serialize(
-            keras.initializers.get(kernel_initializer)
-        )
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.activation = activation
         self.use_sync_bn = bool(use_sync_bn)
@@ -407,7 +400,7 @@ class ReversibleBlock(keras.layers.Layer):
             "batch_norm_first": self.batch_norm_first,
             "manual_gradients": self.manual_gradients,
             "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": _serialize_or_none(self.kernel_regularizer),
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
             "activation": self.activation,
             "use_sync_bn": self.use_sync_bn,
             "norm_momentum": self.norm_momentum,

@@ -24,25 +24,13 @@ import tensorflow as tf
 from keras import ops
 
 from garden_vision.modeling.layers.nn_layers import StochasticDepth
+from garden_vision.modeling.serialization import (
+    new_initializer,
+    serialize_initializer,
+    serialize_regularizer,
+)
 
 _INTERPOLATIONS = ("bilinear", "bicubic")
-
-
-def _serialize_initializer(initializer: Any) -> Any:
-    if initializer is None:
-        return None
-    return keras.initializers.serialize(keras.initializers.get(initializer))
-
-
-def _serialize_regularizer(regularizer: Any) -> Any:
-    if regularizer is None:
-        return None
-    return keras.regularizers.serialize(keras.regularizers.get(regularizer))
-
-
-def _new_initializer(config: Any) -> keras.initializers.Initializer:
-    """A fresh initializer instance, so no two weights share one random initializer."""
-    return keras.initializers.get(config)
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
@@ -82,18 +70,18 @@ class PatchEmbedding(keras.layers.Layer):
             )
         self.hidden_size = int(hidden_size)
         self.patch_size = int(patch_size)
-        self.kernel_initializer = _serialize_initializer(kernel_initializer)
-        self.bias_initializer = _serialize_initializer(bias_initializer)
-        self.kernel_regularizer = _serialize_regularizer(kernel_regularizer)
-        self.bias_regularizer = _serialize_regularizer(bias_regularizer)
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
+        self.bias_initializer = serialize_initializer(bias_initializer)
+        self.kernel_regularizer = serialize_regularizer(kernel_regularizer)
+        self.bias_regularizer = serialize_regularizer(bias_regularizer)
         self.projection = keras.layers.Conv2D(
             filters=self.hidden_size,
             kernel_size=self.patch_size,
             strides=self.patch_size,
             padding="valid",
             data_format="channels_last",
-            kernel_initializer=_new_initializer(self.kernel_initializer),
-            bias_initializer=_new_initializer(self.bias_initializer),
+            kernel_initializer=new_initializer(self.kernel_initializer),
+            bias_initializer=new_initializer(self.bias_initializer),
             kernel_regularizer=keras.regularizers.get(self.kernel_regularizer),
             bias_regularizer=keras.regularizers.get(self.bias_regularizer),
             dtype=self.dtype_policy,
@@ -164,7 +152,7 @@ class PositionEmbedding(keras.layers.Layer):
         self.interpolation = interpolation
         if initializer is None:
             initializer = keras.initializers.RandomNormal(stddev=0.02)
-        self.initializer = _serialize_initializer(initializer)
+        self.initializer = serialize_initializer(initializer)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -181,7 +169,7 @@ class PositionEmbedding(keras.layers.Layer):
         self.embedding = self.add_weight(
             name="embedding",
             shape=(1, *self.grid_shape, input_shape[-1]),
-            initializer=_new_initializer(self.initializer),
+            initializer=new_initializer(self.initializer),
         )
 
     def resized_embedding(self, grid_shape) -> Any:
@@ -258,21 +246,21 @@ class ClassToken(keras.layers.Layer):
         super().__init__(**kwargs)
         if position_initializer is None:
             position_initializer = keras.initializers.RandomNormal(stddev=0.02)
-        self.initializer = _serialize_initializer(initializer)
+        self.initializer = serialize_initializer(initializer)
         self.use_position_embedding = bool(use_position_embedding)
-        self.position_initializer = _serialize_initializer(position_initializer)
+        self.position_initializer = serialize_initializer(position_initializer)
 
     def build(self, input_shape):
         width = input_shape[-1]
         self.token = self.add_weight(
-            name="token", shape=(1, 1, width), initializer=_new_initializer(self.initializer)
+            name="token", shape=(1, 1, width), initializer=new_initializer(self.initializer)
         )
         self.position_embedding = None
         if self.use_position_embedding:
             self.position_embedding = self.add_weight(
                 name="position_embedding",
                 shape=(1, 1, width),
-                initializer=_new_initializer(self.position_initializer),
+                initializer=new_initializer(self.position_initializer),
             )
 
     def call(self, inputs):
@@ -361,10 +349,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.norm_epsilon = float(norm_epsilon)
         self.approximate_gelu = bool(approximate_gelu)
         self.return_attention_scores = bool(return_attention_scores)
-        self.kernel_initializer = _serialize_initializer(kernel_initializer)
-        self.bias_initializer = _serialize_initializer(bias_initializer)
-        self.kernel_regularizer = _serialize_regularizer(kernel_regularizer)
-        self.bias_regularizer = _serialize_regularizer(bias_regularizer)
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
+        self.bias_initializer = serialize_initializer(bias_initializer)
+        self.kernel_regularizer = serialize_regularizer(kernel_regularizer)
+        self.bias_regularizer = serialize_regularizer(bias_regularizer)
 
         dtype = self.dtype_policy
         self.attention_norm = keras.layers.LayerNormalization(
@@ -397,8 +385,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     def _dense_kwargs(self) -> dict[str, Any]:
         return {
-            "kernel_initializer": _new_initializer(self.kernel_initializer),
-            "bias_initializer": _new_initializer(self.bias_initializer),
+            "kernel_initializer": new_initializer(self.kernel_initializer),
+            "bias_initializer": new_initializer(self.bias_initializer),
             "kernel_regularizer": keras.regularizers.get(self.kernel_regularizer),
             "bias_regularizer": keras.regularizers.get(self.bias_regularizer),
             "dtype": self.dtype_policy,

@@ -1,50 +1,33 @@
-"""Shared machinery of the converters from other BERT checkpoint formats into Garden's BERT.
+"""Mapping BERT checkpoints of other formats onto Garden's BERT: configs and tensors.
 
-The TF1 BERT converter (`tf1_bert_converter`) and the Hugging Face converter
-(`hf_bert_converter`) each read a source config and the source tensors, then use this
-module to:
+The first stage of the BERT checkpoint converters (`tf1_bert_converter`,
+`hf_bert_converter`); `bert_checkpoint_building` builds the Garden model,
+`bert_checkpoint_writing` writes it and `bert_checkpoint_command` runs a converter from the
+command line. This module:
 
-* turn the source config into a `BertEncoderConfig`, refusing settings Garden's encoder
+* turns the source config into a `BertEncoderConfig`, refusing settings Garden's encoder
   would compute differently (an unknown activation, another LayerNorm epsilon, ...);
-* build the Garden `BertEncoder` (and, for the pretraining heads, a `BertPretrainer` with
-  a `next_sentence` head) from that config, exactly as a task builds it;
-* copy every mapped source tensor into its Garden variable (`assign_weights`), checking
+* copies every mapped source tensor into its Garden variable (`assign_weights`), checking
   first that none is missing and that every shape fits, with errors that name both the
   source tensor and the Garden variable;
-* check that every source tensor was used or is known to be ignorable (optimizer slots,
-  `global_step`, heads that were not asked for): anything else is an error listing it;
-* write the result atomically (`write_converted_checkpoint`): a `tf.train.Checkpoint` with
-  the item `encoder` (plus `masked_lm` and `next_sentence` with the heads) saved as
-  `bert_model.ckpt`, a `checkpoint` state file (so `tf.train.latest_checkpoint(output_dir)`
-  finds it) and `encoder_config.yaml`, the Garden `EncoderConfig` to put under
-  `task.model.encoder`. Everything is written into a hidden temporary folder next to the
-  output folder and renamed into place only when complete, so a failed conversion leaves
-  no output folder behind.
+* checks that every source tensor was used or is known to be ignorable (optimizer slots,
+  `global_step`, heads that were not asked for): anything else is an error listing it.
+
+`ConversionError` is the one error of every stage.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import os
-import shutil
-import sys
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from garden_core.config import ConfigError
-from garden_nlp.configs.encoders import BertEncoderConfig, EncoderConfig
-
-CHECKPOINT_NAME = "bert_model.ckpt"
-"""The prefix of the converted checkpoint inside the output folder."""
-
-ENCODER_CONFIG_FILE = "encoder_config.yaml"
-"""The Garden `EncoderConfig` (type `bert`) written beside the checkpoint."""
+from garden_nlp.configs.encoders import BertEncoderConfig
 
 LAYER_NORM_EPSILON = 1e-12
 """The LayerNorm epsilon of Garden's BERT layers (and of original BERT)."""
@@ -56,11 +39,6 @@ SOURCE_ACTIVATIONS: dict[str, str] = {"gelu": "gelu", "relu": "relu"}
 `BertModel`, as in Garden's encoder.
 """
 
-_STATE_FILE = "checkpoint"
-_CONFIG_HEADER = (
-    f"# The Garden encoder of {CHECKPOINT_NAME} beside this file: use it as\n"
-    "# `task.model.encoder`, with `task.init_checkpoint` pointing at the checkpoint.\n"
-)
 _MAX_LISTED = 20
 
 
@@ -359,251 +337,3 @@ def check_all_used(
             f"use: {listing(unknown)}; is it a BERT checkpoint of this config?"
         )
     return ignored
-
-
-# Garden models.
-
-
-def dummy_inputs(batch: int = 1, seq_length: int = 2) -> dict[str, Any]:
-    """Encoder inputs of zeros (with a full mask), for building variables."""
-    import tensorflow as tf
-
-    zeros = tf.zeros((batch, seq_length), tf.int32)
-    return {"input_word_ids": zeros, "input_mask": tf.ones_like(zeros), "input_type_ids": zeros}
-
-
-def build_bert_encoder(config: BertEncoderConfig) -> Any:
-    """Builds the Garden BERT encoder of `config`, as a task builds it, with its variables."""
-    from garden_nlp.modeling.encoders import build_encoder
-
-    encoder = build_encoder(EncoderConfig(type="bert", bert=config))
-    encoder(dummy_inputs(), training=False)
-    return encoder
-
-
-def build_bert_pretrainer(encoder: Any, config: BertEncoderConfig) -> Any:
-    """Wraps `encoder` in a `BertPretrainer` with a `next_sentence` head, variables built.
-
-    The masked-LM head uses the encoder's activation (as original BERT's
-    `cls/predictions/transform`), and the next-sentence head is the original pooler
-    (`dense`, tanh) followed by `cls/seq_relationship` (`out_proj`).
-    """
-    import keras
-    import tensorflow as tf
-
-    from garden_nlp.modeling.layers import ClassificationHead
-    from garden_nlp.modeling.models import BertPretrainer
-
-    initializer = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    pretrainer = BertPretrainer(
-        encoder_network=encoder,
-        mlm_activation=config.hidden_activation,
-        mlm_initializer=initializer,
-        classification_heads=[
-            ClassificationHead(
-                inner_dim=config.hidden_size,
-                num_classes=2,
-                activation="tanh",
-                dropout_rate=config.dropout_rate,
-                initializer=initializer,
-                name="next_sentence",
-            )
-        ],
-    )
-    inputs = dummy_inputs()
-    inputs["masked_lm_positions"] = tf.zeros((1, 1), tf.int32)
-    pretrainer(inputs, training=False)
-    return pretrainer
-
-
-# Writing.
-
-
-def _owned_entry(name: str) -> bool:
-    return name in (_STATE_FILE, ENCODER_CONFIG_FILE) or name.startswith(CHECKPOINT_NAME + ".")
-
-
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Checks, before any work, that `output_dir` may receive a converted checkpoint.
-
-    It may be absent or empty; with `overwrite`, it may also hold a converted checkpoint
-    (only the files a conversion writes), which is then replaced.
-
-    Raises:
-      ConversionError: If it is a file, or holds files and `overwrite` is not set, or holds
-        files a conversion does not write (never deleted, even with `overwrite`).
-    """
-    if not os.path.lexists(output_dir):
-        return
-    if not os.path.isdir(output_dir):
-        raise ConversionError(f"--output_dir {output_dir} exists and is not a folder")
-    entries = os.listdir(output_dir)
-    if not entries:
-        return
-    if not overwrite:
-        raise ConversionError(
-            f"--output_dir {output_dir} already holds {listing(entries, 5)}; choose another "
-            "folder or pass --overwrite to replace a converted checkpoint"
-        )
-    foreign = [e for e in entries if not _owned_entry(e)]
-    if foreign:
-        raise ConversionError(
-            f"--output_dir {output_dir} holds files a conversion does not write "
-            f"({listing(foreign, 5)}); --overwrite replaces only a converted checkpoint"
-        )
-
-
-def write_converted_checkpoint(
-    output_dir: str,
-    checkpoint_items: Mapping[str, Any],
-    encoder_config: BertEncoderConfig,
-    overwrite: bool = False,
-) -> str:
-    """Writes a converted checkpoint and its encoder config, atomically.
-
-    Args:
-      output_dir: A local folder, absent or empty (or, with `overwrite`, holding only an
-        earlier converted checkpoint). Its parent folders are created.
-      checkpoint_items: The `tf.train.Checkpoint` items, at least `encoder`.
-      encoder_config: Written as a Garden `EncoderConfig` (type `bert`) YAML.
-      overwrite: Replace an earlier converted checkpoint in `output_dir`.
-
-    Returns:
-      The checkpoint path (`output_dir/bert_model.ckpt`), for `tf.train.Checkpoint.read`.
-
-    Raises:
-      ConversionError: If `output_dir` may not be written (see `check_output_dir`) or a
-        write fails; nothing is left at `output_dir` by a failed first write, and an earlier
-        checkpoint there is kept when a replacement fails.
-    """
-    import tensorflow as tf
-
-    output_dir = os.path.abspath(output_dir)
-    check_output_dir(output_dir, overwrite)
-    parent, base = os.path.split(output_dir)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        staging = os.path.join(parent, f".{base}.converting-{uuid.uuid4().hex[:12]}")
-        os.mkdir(staging)
-    except OSError as e:
-        raise ConversionError(f"cannot create a folder in {parent}: {e.strerror}") from None
-    try:
-        tf.train.Checkpoint(**checkpoint_items).write(os.path.join(staging, CHECKPOINT_NAME))
-        with open(os.path.join(staging, _STATE_FILE), "w", encoding="utf-8") as f:
-            f.write(
-                f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'
-            )
-        with open(os.path.join(staging, ENCODER_CONFIG_FILE), "w", encoding="utf-8") as f:
-            f.write(_CONFIG_HEADER + EncoderConfig(type="bert", bert=encoder_config).as_yaml())
-        _move_into_place(staging, output_dir, overwrite)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, (OSError, tf.errors.OpError)):
-            raise ConversionError(f"cannot write {output_dir}: {error}") from None
-        raise
-    return os.path.join(output_dir, CHECKPOINT_NAME)
-
-
-def _move_into_place(staging: str, output_dir: str, overwrite: bool) -> None:
-    check_output_dir(output_dir, overwrite)
-    previous = None
-    if os.path.isdir(output_dir):
-        if os.listdir(output_dir):
-            previous = staging + ".previous"
-            os.rename(output_dir, previous)
-        else:
-            os.rmdir(output_dir)
-    try:
-        os.rename(staging, output_dir)
-    except OSError:
-        if previous is not None:
-            os.rename(previous, output_dir)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-
-
-# Command lines.
-
-
-@dataclasses.dataclass(frozen=True)
-class ConversionResult:
-    """What a conversion wrote.
-
-    Attributes:
-      checkpoint_path: The checkpoint (`OUTPUT_DIR/bert_model.ckpt`).
-      encoder_config_path: The `encoder_config.yaml` beside it.
-      checkpoint_items: The names of the checkpoint's items (`encoder`, and with the
-        pretraining heads `masked_lm` and `next_sentence`).
-      num_converted: How many source tensors were converted.
-      ignored: The source tensors left out on purpose, by reason.
-    """
-
-    checkpoint_path: str
-    encoder_config_path: str
-    checkpoint_items: tuple[str, ...]
-    num_converted: int
-    ignored: dict[str, list[str]]
-
-
-def finish_conversion(
-    output_dir: str,
-    items: Mapping[str, Any],
-    config: BertEncoderConfig,
-    overwrite: bool,
-    source: SourceTensors,
-    ignored: dict[str, list[str]],
-) -> ConversionResult:
-    """Writes the converted `items` and `config` (see `write_converted_checkpoint`) and
-    describes what was written."""
-    path = write_converted_checkpoint(output_dir, items, config, overwrite)
-    return ConversionResult(
-        checkpoint_path=path,
-        encoder_config_path=os.path.join(os.path.dirname(path), ENCODER_CONFIG_FILE),
-        checkpoint_items=tuple(items),
-        num_converted=len(source.used),
-        ignored=ignored,
-    )
-
-
-def add_output_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds `--output_dir`, `--include_pretraining_heads` and `--overwrite`."""
-    parser.add_argument(
-        "--output_dir",
-        required=True,
-        help=f"Folder to create with {CHECKPOINT_NAME} (items `encoder`, and with the heads "
-        f"`masked_lm` and `next_sentence`) and {ENCODER_CONFIG_FILE}.",
-    )
-    parser.add_argument(
-        "--include_pretraining_heads",
-        action="store_true",
-        help="Also convert the masked-LM and next-sentence heads, for a BertPretrainer.",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Replace a converted checkpoint already in --output_dir.",
-    )
-
-
-def report(prog: str, result: ConversionResult) -> None:
-    """Prints a summary of a successful conversion."""
-    counts = ", ".join(f"{len(names)} {reason}" for reason, names in sorted(result.ignored.items()))
-    ignored = f"; ignored {counts} tensors" if counts else ""
-    print(
-        f"{prog}: converted {result.num_converted} tensors into {result.checkpoint_path} "
-        f"(items: {', '.join(result.checkpoint_items)}){ignored}; the encoder config for "
-        f"`task.model.encoder` is in {result.encoder_config_path}"
-    )
-
-
-def run_command(prog: str, convert: Callable[[], ConversionResult]) -> int:
-    """Runs `convert`, reporting a `ConversionError` as one line on stderr (status 1)."""
-    try:
-        result = convert()
-    except ConversionError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 1
-    report(prog, result)
-    return 0

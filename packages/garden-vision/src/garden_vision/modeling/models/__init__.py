@@ -1,0 +1,13 @@
+"""Task models of garden-vision (Model Garden's `official.vision.modeling.models`).
+
+- `ClassificationModel`: a backbone, pooling, dropout and a linear classifier.
+
+Names are imported on first use, so importing this package loads no TensorFlow.
+"""
+
+from garden_core.lazy_exports import lazy_exports as _lazy_exports
+
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {"ClassificationModel": "garden_vision.modeling.classification_model:ClassificationModel"},
+)
