@@ -48,6 +48,9 @@ def record_file(tmp_path) -> str:
 
 def config(input_path: str, **overrides) -> BertPretrainDynamicDataConfig:
     values = {
+        # Model Garden's default for this data is `deterministic: false`; the checks below
+        # read records in file order.
+        "deterministic": True,
         "input_path": input_path,
         "global_batch_size": 3,
         "is_training": False,

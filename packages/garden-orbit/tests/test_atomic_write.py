@@ -153,3 +153,28 @@ def test_the_caller_may_name_the_temporary_folder(tmp_path):
         assert folder == temporary
         os.makedirs(folder)
     assert _visible(tmp_path) == ["out"]
+
+
+def test_replace_swaps_in_the_new_folder_and_keeps_the_old_one_when_writing_fails(tmp_path):
+    target = tmp_path / "converted"
+
+    def write(name):
+        def writer(folder):
+            os.makedirs(folder)
+            (open(os.path.join(folder, name), "wb")).close()
+
+        return writer
+
+    aw.write_directory(target, write("old.ckpt"))
+    aw.write_directory(target, write("new.ckpt"), replace=True)
+    assert _visible(target) == ["new.ckpt"]
+    assert _visible(tmp_path) == ["converted"]
+
+    def failing(folder):
+        write("broken.ckpt")(folder)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        aw.write_directory(target, failing, replace=True)
+    assert _visible(target) == ["new.ckpt"]
+    assert _visible(tmp_path) == ["converted"]

@@ -5,20 +5,20 @@ The third stage of the BERT checkpoint converters (`write_converted_checkpoint`)
 the heads) saved as `bert_model.ckpt`, a `checkpoint` state file (so
 `tf.train.latest_checkpoint(output_dir)` finds it) and `encoder_config.yaml`, the Garden
 `EncoderConfig` to put under `task.model.encoder`. Everything is written into a hidden
-temporary folder next to the output folder and renamed into place only when complete, so a
-failed conversion leaves no output folder behind.
+temporary folder next to the output folder and renamed into place only when complete
+(`garden_orbit.utils.atomic_write.atomic_directory`), so a failed conversion leaves no output
+folder behind, and a failed replacement (`--overwrite`) keeps the earlier checkpoint.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from garden_nlp.configs.encoders import BertEncoderConfig, EncoderConfig
 from garden_nlp.tools.bert_checkpoint_mapping import ConversionError, listing
+from garden_orbit.utils import atomic_write
 
 CHECKPOINT_NAME = "bert_model.ckpt"
 """The prefix of the converted checkpoint inside the output folder."""
@@ -94,45 +94,22 @@ def write_converted_checkpoint(
 
     output_dir = os.path.abspath(output_dir)
     check_output_dir(output_dir, overwrite)
-    parent, base = os.path.split(output_dir)
+    if os.path.isdir(output_dir) and not os.listdir(output_dir):
+        os.rmdir(output_dir)  # An empty folder is replaced like an absent one.
     try:
-        os.makedirs(parent, exist_ok=True)
-        staging = os.path.join(parent, f".{base}.converting-{uuid.uuid4().hex[:12]}")
-        os.mkdir(staging)
-    except OSError as e:
-        raise ConversionError(f"cannot create a folder in {parent}: {e.strerror}") from None
-    try:
-        tf.train.Checkpoint(**checkpoint_items).write(os.path.join(staging, CHECKPOINT_NAME))
-        with open(os.path.join(staging, _STATE_FILE), "w", encoding="utf-8") as f:
-            f.write(
+        with atomic_write.atomic_directory(output_dir, replace=overwrite) as staging:
+            os.mkdir(staging)
+            tf.train.Checkpoint(**checkpoint_items).write(os.path.join(staging, CHECKPOINT_NAME))
+            atomic_write.write_text(
+                os.path.join(staging, _STATE_FILE),
                 f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'
+                f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n',
             )
-        with open(os.path.join(staging, ENCODER_CONFIG_FILE), "w", encoding="utf-8") as f:
-            f.write(_CONFIG_HEADER + EncoderConfig(type="bert", bert=encoder_config).as_yaml())
-        _move_into_place(staging, output_dir, overwrite)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, (OSError, tf.errors.OpError)):
-            raise ConversionError(f"cannot write {output_dir}: {error}") from None
-        raise
+            atomic_write.write_text(
+                os.path.join(staging, ENCODER_CONFIG_FILE),
+                _CONFIG_HEADER + EncoderConfig(type="bert", bert=encoder_config).as_yaml(),
+            )
+            check_output_dir(output_dir, overwrite)  # Nothing foreign appeared meanwhile.
+    except (OSError, tf.errors.OpError) as error:
+        raise ConversionError(f"cannot write {output_dir}: {error}") from None
     return os.path.join(output_dir, CHECKPOINT_NAME)
-
-
-def _move_into_place(staging: str, output_dir: str, overwrite: bool) -> None:
-    check_output_dir(output_dir, overwrite)
-    previous = None
-    if os.path.isdir(output_dir):
-        if os.listdir(output_dir):
-            previous = staging + ".previous"
-            os.rename(output_dir, previous)
-        else:
-            os.rmdir(output_dir)
-    try:
-        os.rename(staging, output_dir)
-    except OSError:
-        if previous is not None:
-            os.rename(previous, output_dir)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)

@@ -200,24 +200,31 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike, temporary: str | None = None) -> Iterator[str]:
+def atomic_directory(
+    path: str | os.PathLike, temporary: str | None = None, replace: bool = False
+) -> Iterator[str]:
     """Yields a temporary folder path; renames the folder written there to `path`.
 
-    Use it for SavedModels, checkpoints and other folders written by a library. The folder
-    is never overwritten: if `path` exists when the block ends, the temporary folder is
-    removed and FileExistsError raised. On an error the temporary folder is removed.
+    Use it for SavedModels, checkpoints and other folders written by a library. By default
+    the folder is never overwritten: if `path` exists when the block ends, the temporary
+    folder is removed and FileExistsError raised. With `replace`, an existing `path` is
+    moved aside to a temporary sibling, the new folder renamed into place and the old one
+    then deleted; if the rename fails, the old folder is moved back. On an error the
+    temporary folder is removed.
 
     Args:
       path: The folder to create; its parent is created if missing.
       temporary: The temporary path to use, for callers whose cleanup looks for a
         particular name; a sibling of `path`. By default `temporary_sibling(path)`.
+      replace: Replace an existing folder at `path` instead of refusing to.
 
     Raises:
-      FileExistsError: If `path` exists (checked before and after writing).
+      FileExistsError: Without `replace`, if `path` exists (checked before and after
+        writing).
       FileNotFoundError: If the block ends without an error but created no folder.
     """
     path = os.fspath(path).rstrip("/") or os.fspath(path)
-    if tf.io.gfile.exists(path):
+    if tf.io.gfile.exists(path) and not replace:
         raise FileExistsError(f"{path} already exists and will not be overwritten")
     _make_parent(path)
     temporary = temporary or temporary_sibling(path)
@@ -225,14 +232,26 @@ def atomic_directory(path: str | os.PathLike, temporary: str | None = None) -> I
         yield temporary
         if not tf.io.gfile.isdir(temporary):
             raise FileNotFoundError(f"atomic write of {path}: no folder was written at {temporary}")
+        previous = None
         if tf.io.gfile.exists(path):
-            raise FileExistsError(f"{path} appeared while it was being written; not overwritten")
+            if not replace:
+                raise FileExistsError(
+                    f"{path} appeared while it was being written; not overwritten"
+                )
+            previous = temporary_sibling(path)
+            tf.io.gfile.rename(path, previous, overwrite=False)
         try:
             tf.io.gfile.rename(temporary, path, overwrite=False)
         except tf.errors.AlreadyExistsError as error:
             raise FileExistsError(
                 f"{path} appeared while it was being written; not overwritten"
             ) from error
+        except BaseException:
+            if previous is not None:
+                tf.io.gfile.rename(previous, path, overwrite=False)
+            raise
+        if previous is not None:
+            _remove_quietly(previous)
         if not _is_remote(path):
             _fsync_directory(_split(path)[0])
     except BaseException:
@@ -241,12 +260,15 @@ def atomic_directory(path: str | os.PathLike, temporary: str | None = None) -> I
 
 
 def write_directory(
-    path: str | os.PathLike, write: Callable[[str], Any], temporary: str | None = None
+    path: str | os.PathLike,
+    write: Callable[[str], Any],
+    temporary: str | None = None,
+    replace: bool = False,
 ) -> str:
     """Calls `write(folder)` on a temporary folder and renames it to `path`; returns `path`.
 
     See `atomic_directory`, which this wraps, for the rules and errors.
     """
-    with atomic_directory(path, temporary=temporary) as folder:
+    with atomic_directory(path, temporary=temporary, replace=replace) as folder:
         write(folder)
     return os.fspath(path).rstrip("/") or os.fspath(path)
