@@ -33,7 +33,7 @@ PACKAGES: dict[str, list[str]] = {
     "research": ["orbit", "core", "vision", "nlp"],
 }
 # Optional extras each package's tests exercise (installed with it in its test sessions).
-TEST_EXTRAS: dict[str, str] = {"nlp": "[sentencepiece,huggingface]"}
+TEST_EXTRAS: dict[str, str] = {"vision": "[coco]", "nlp": "[sentencepiece,huggingface]"}
 ACCELERATORS = ["cpu", "gpu", "tpu"]
 # ruff changes its rules and formatting between minor versions: lint with a known one.
 RUFF = "ruff>=0.17,<0.18"
