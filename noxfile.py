@@ -171,7 +171,7 @@ def bench(session: nox.Session) -> None:
     """Runs the benchmarks in benchmarks/ and prints their tables (see benchmarks/README.md)."""
     editable = []
     for name in PACKAGES:  # Every Garden package, as `garden list` is measured with all of them.
-        editable += ["-e", str(_package_dir(name))]
+        editable += ["-e", str(_package_dir(name)) + TEST_EXTRAS.get(name, "")]
     session.install(TENSORFLOW["cpu"], *editable)
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     session.run("python", str(ROOT / "benchmarks" / "garden_list_bench.py"), env=env)
@@ -191,7 +191,7 @@ def bench(session: nox.Session) -> None:
             install = [str(tfm / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         # Model Garden's NLP tasks import tensorflow_hub, which needs pkg_resources (setuptools<81).
         session.run(*install, TF_MODELS_OFFICIAL, "setuptools<81", external=True)
-    for compare in ("vision_compare.py", "nlp_compare.py"):
+    for compare in ("vision_compare.py", "nlp_compare.py", "detection_compare.py"):
         session.run(
             "python",
             str(ROOT / "benchmarks" / compare),

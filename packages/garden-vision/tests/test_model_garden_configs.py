@@ -45,7 +45,7 @@ def test_model_garden_yaml_loads_into_the_garden_experiment_unchanged(name):
         (("task", "train_data", "weights"), {"a": 1.0}, "per-input weights"),
         (("task", "train_input_partition_dims"), [1, 2], "spatial partitioning"),
         (("task", "model_output_keys"), [1], "selecting extra model outputs"),
-        (("task", "model", "backbone", "type"), "spinenet", "not offered by garden-vision"),
+        (("task", "model", "backbone", "type"), "mobiledet", "not offered by garden-vision"),
         (("task", "train_data", "enable_tf_data_service"), True, "tf.data service"),
         (("runtime", "use_tpu_mp_strategy"), True, "model parallelism"),
         (("task", "model", "backbone", "vit", "transformer_partition_dims"), [1, 1, 1, 1], "TPU"),

@@ -67,8 +67,12 @@ class AcmeDecoder(keras.layers.Layer):
         return {level: conv(features[level]) for level, conv in self.convs.items()}
 
 
-def build_acme_decoder(input_specs, norm_activation_config, l2_regularizer, num_filters=8):
+def build_acme_decoder(
+    input_specs, norm_activation_config, l2_regularizer, min_level, max_level, num_filters=8
+):
     _check_context(norm_activation_config, l2_regularizer)
+    # The segmenter's model config has no output levels.
+    assert min_level is None and max_level is None, (min_level, max_level)
     return AcmeDecoder(input_specs, num_filters)
 
 

@@ -1,9 +1,11 @@
 """garden-vision: computer-vision models for Garden, on Keras 3 and TensorFlow.
 
 Model Garden's vision work rebuilt for Keras 3: backbones (ResNet, RevNet, MobileNet,
-EfficientNet, ViT), the classification model, ops, input pipelines, the built-in
-`garden_shapes` dataset, the image classification task and its experiments, and export,
-registered through entry points so `garden list` finds them.
+EfficientNet, ViT, SpineNet, SpineNet-Mobile), decoders (FPN, NAS-FPN), the classification
+model and RetinaNet, detection ops (boxes, anchors, matching, NMS), input pipelines, COCO
+evaluation, the built-in `garden_shapes` dataset, the image classification and RetinaNet
+tasks and their experiments, and export, registered through entry points so `garden list`
+finds them.
 
 Model Garden's import paths work with `official.vision` renamed to `garden_vision`
 (`from garden_vision.modeling.backbones import ResNet`), and the package itself is a short
@@ -26,7 +28,11 @@ from garden_vision.__about__ import __version__
 _EXPORTS = {
     # tensorflow_models.vision's names.
     "ImageClassificationTask": "garden_vision.tasks.image_classification:ImageClassificationTask",
+    "RetinaNetTask": "garden_vision.tasks.retinanet:RetinaNetTask",
+    "anchor": "garden_vision.ops.anchor",
     "augment": "garden_vision.ops.augment",
+    "box_matcher": "garden_vision.ops.box_matcher",
+    "box_ops": "garden_vision.ops.box_ops",
     "backbones": "garden_vision.modeling.backbones",
     "classification_model": "garden_vision.modeling.classification_model",
     "configs": "garden_vision.configs",
@@ -34,10 +40,15 @@ _EXPORTS = {
     "factory": "garden_vision.modeling.factory",
     "heads": "garden_vision.modeling.heads",
     "image_classification": "garden_vision.tasks.image_classification",
+    "iou_similarity": "garden_vision.ops.iou_similarity",
     "layers": "garden_vision.modeling.layers",
     "models": "garden_vision.modeling.models",
+    "nms": "garden_vision.ops.nms",
     "preprocess_ops": "garden_vision.ops.preprocess_ops",
+    "retinanet": "garden_vision.tasks.retinanet",
+    "retinanet_model": "garden_vision.modeling.retinanet_model",
     "serving": "garden_vision.serving",
+    "target_gather": "garden_vision.ops.target_gather",
     # Garden's subpackages.
     "dataloaders": "garden_vision.dataloaders",
     "datasets": "garden_vision.datasets",

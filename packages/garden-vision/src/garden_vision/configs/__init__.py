@@ -5,11 +5,14 @@ These modules define dataclass configs only and import no TensorFlow, so `garden
 `official.vision.configs`, so a Model Garden YAML for an experiment Garden offers loads as is:
 
 - `backbones`: `Backbone` and its branches (`ResNet`, `RevNet`, `MobileNet`, `EfficientNet`,
-  `VisionTransformer`).
-- `decoders`: `Decoder`, the one-of that names a decoder and holds its settings.
+  `VisionTransformer`, `SpineNet`, `SpineNetMobile`).
+- `decoders`: `Decoder`, the one-of that names a decoder (`identity`, `fpn`, `nasfpn`) and
+  holds its settings.
 - `common`: `NormActivation`, the augmentation configs and the data decoders.
 - `image_classification`: the image-classification task, model, data, losses and
   evaluation configs and experiments.
+- `retinanet`: the RetinaNet task, model, anchors, data, losses, detection generator and
+  export configs and experiments.
 
 Submodules are imported on first use (`garden_vision.configs.backbones`).
 """

@@ -1,8 +1,9 @@
 """Backbone configs (Model Garden's `configs.backbones`) and the `Backbone` one-of.
 
 `Backbone.type` names a built-in backbone (`resnet`, `revnet`, `efficientnet`, `mobilenet`,
-`vit`) or any backbone another distribution registers in `garden.backbones`; its builder is
-looked up in that registry by the same name (see `garden_vision.modeling.backbones`).
+`vit`, `spinenet`, `spinenet_mobile`) or any backbone another distribution registers in
+`garden.backbones`; its builder is looked up in that registry by the same name (see
+`garden_vision.modeling.backbones`).
 """
 
 from __future__ import annotations
@@ -137,6 +138,58 @@ class VisionTransformer(Config):
     }
 
 
+@dataclasses.dataclass
+class SpineNet(Config):
+    """SpineNet (Du et al., 2020), a scale-permuted backbone for detection.
+
+    Attributes:
+      model_id: `49S`, `49`, `96`, `143`, `143L` or `190` (sets the widths, the resampling
+        alpha and the block repeats).
+      stochastic_depth_drop_rate: Drop rate of the last block, scaled linearly by depth.
+      min_level: The lowest output level.
+      max_level: The highest output level.
+    """
+
+    model_id: str = "49"
+    stochastic_depth_drop_rate: float = 0.0
+    min_level: int = 3
+    max_level: int = 7
+
+    restrictions = ("stochastic_depth_drop_rate >= 0", "min_level <= max_level")
+
+
+@dataclasses.dataclass
+class SpineNetMobile(Config):
+    """SpineNet-Mobile (Du et al., 2020): SpineNet built from MBConv blocks.
+
+    Attributes:
+      model_id: `49`, `49S` or `49XS` (sets the widths).
+      stochastic_depth_drop_rate: Drop rate of the last block, scaled linearly by depth.
+      se_ratio: Squeeze-and-excitation ratio of every block.
+      expand_ratio: Expansion of every inverted bottleneck block.
+      min_level: The lowest output level.
+      max_level: The highest output level.
+      use_keras_upsampling_2d: Upsample with `keras.layers.UpSampling2D` instead of
+        garden-vision's `NearestUpsampling` (same values; some optimization tools need
+        Keras' own layers).
+    """
+
+    model_id: str = "49"
+    stochastic_depth_drop_rate: float = 0.0
+    se_ratio: float = 0.2
+    expand_ratio: int = 6
+    min_level: int = 3
+    max_level: int = 7
+    use_keras_upsampling_2d: bool = False
+
+    restrictions = (
+        "stochastic_depth_drop_rate >= 0",
+        "se_ratio >= 0",
+        "expand_ratio >= 1",
+        "min_level <= max_level",
+    )
+
+
 _NOT_YET = "not offered by garden-vision yet"
 
 
@@ -150,11 +203,11 @@ class Backbone(OneOfConfig):
     efficientnet: EfficientNet = dataclasses.field(default_factory=EfficientNet)
     mobilenet: MobileNet = dataclasses.field(default_factory=MobileNet)
     vit: VisionTransformer = dataclasses.field(default_factory=VisionTransformer)
+    spinenet: SpineNet = dataclasses.field(default_factory=SpineNet)
+    spinenet_mobile: SpineNetMobile = dataclasses.field(default_factory=SpineNetMobile)
 
     plugin_kind = "backbones"
     unsupported_branches = {
         "dilated_resnet": _NOT_YET,
-        "spinenet": _NOT_YET,
-        "spinenet_mobile": _NOT_YET,
         "mobiledet": _NOT_YET,
     }

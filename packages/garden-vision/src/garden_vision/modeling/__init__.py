@@ -4,9 +4,10 @@
 - `decoders`, `heads`: what sits between a backbone and the predictions, and the heads that
   make them, each built through its registry.
 - `layers`: the blocks and layers they are built from.
-- `models`: task models (`ClassificationModel`).
-- `classification_model`, `factory`: the classification model and
-  `factory.build_classification_model`, which builds it from its config.
+- `models`: task models (`ClassificationModel`, `RetinaNetModel`).
+- `classification_model`, `retinanet_model`, `factory`: the task models and
+  `factory.build_classification_model` / `factory.build_retinanet`, which build them from
+  their configs.
 
 Submodules are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -23,5 +24,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "heads": ".heads",
         "layers": ".layers",
         "models": ".models",
+        "retinanet_model": ".retinanet_model",
     },
 )

@@ -1,27 +1,35 @@
-"""Builds task models from their configs: `build_classification_model`.
+"""Builds task models from their configs: `build_classification_model`, `build_retinanet`.
 
-The classification model is built from its parts' registries: the backbone from
-`garden.backbones` (`backbone.type`), the head from `garden.heads` (`classification`).
-The model builder itself is the `image_classification` entry of `garden.models`
-(`build_image_classification_model`), which `ImageClassificationTask` builds through
-`garden_core.plugins`:
+Models are built from their parts' registries: the backbone from `garden.backbones`
+(`backbone.type`), the decoder from `garden.decoders` (`decoder.type`), the head from
+`garden.heads` (`classification`, `retinanet`). The model builders themselves are entries
+of `garden.models` (`image_classification`: `build_image_classification_model`;
+`retinanet`: `build_retinanet_model`), which the tasks build through `garden_core.plugins`:
 
     builder(input_specs=..., l2_regularizer=..., **fields of task.model)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
 
+from garden_core import plugins
 from garden_core.config import ConfigError
 from garden_vision.configs import backbones as backbone_configs
 from garden_vision.configs import common
+from garden_vision.configs import decoders as decoder_configs
+from garden_vision.configs import retinanet as retinanet_configs
 from garden_vision.configs.image_classification import ImageClassificationModel
+from garden_vision.configs.retinanet import RetinaNet
 from garden_vision.modeling.backbones.factory import build_backbone
 from garden_vision.modeling.classification_model import ClassificationModel, _head_features
+from garden_vision.modeling.decoders.factory import build_decoder
 from garden_vision.modeling.heads.factory import build_head
+from garden_vision.modeling.layers.detection_generator import MultilevelDetectionGenerator
+from garden_vision.modeling.retinanet_model import RetinaNetModel
 
 #: The registered head the classification model is built with.
 CLASSIFICATION_HEAD = "classification"
@@ -155,3 +163,175 @@ def build_image_classification_model(
         output_softmax=output_softmax,
     )
     return build_classification_model(input_specs, config, l2_regularizer)
+
+
+#: The registered head the RetinaNet model is built with.
+RETINANET_HEAD = "retinanet"
+
+
+def _feature_levels(specs: Any, model_config: RetinaNet, source: str, where: str) -> list[Any]:
+    """The feature shapes of levels `min_level` to `max_level`, in order."""
+    levels = [str(level) for level in range(model_config.min_level, model_config.max_level + 1)]
+    specs = dict(specs or {})
+    missing = [level for level in levels if level not in specs]
+    if missing:
+        raise ConfigError(
+            f"`{where}`: the head reads levels {levels} (`min_level` to `max_level`), but the "
+            f"{source} gives {sorted(specs, key=lambda key: (not key.isdigit(), key))}; "
+            f"levels {missing} are missing"
+        )
+    return [tuple(specs[level]) for level in levels]
+
+
+def build_retinanet(
+    input_specs: keras.layers.InputSpec,
+    model_config: RetinaNet,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    backbone: keras.Model | None = None,
+    decoder: keras.layers.Layer | None = None,
+    num_anchors_per_location: int | dict[str, int] | None = None,
+    anchor_boxes: Mapping[str, Any] | None = None,
+    where: str = "task.model",
+) -> RetinaNetModel:
+    """Returns the `RetinaNetModel` `model_config` describes, with every weight built.
+
+    The backbone comes from `garden.backbones` (`model_config.backbone`), the decoder from
+    `garden.decoders` (`model_config.decoder`; none when its `type` is None), the head from
+    `garden.heads` (`retinanet`, with the fields of `model_config.head` plus `min_level`,
+    `max_level` and `num_anchors_per_location`), and the detection generator is a
+    `MultilevelDetectionGenerator` with `model_config.detection_generator`'s settings.
+
+    Args:
+      input_specs: The image input, `InputSpec(shape=[None, height, width, channels])`.
+      model_config: The model config.
+      l2_regularizer: Kernel regularizer of the backbone, decoder and head, or None.
+      backbone: A backbone to use instead of building the configured one.
+      decoder: A decoder to use instead of building the configured one.
+      num_anchors_per_location: Anchors per position (an int, or level -> int); by
+        default `num_scales * len(aspect_ratios)` of `model_config.anchor`.
+      anchor_boxes: Fixed inference anchors (level -> `[H_l, W_l, A * 4]`); by default
+        the model makes them from the image size and `model_config.anchor`.
+      where: The dotted path of `model_config` in the experiment config, for messages.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings, or the decoder (or
+        backbone) does not give every level the head reads.
+    """
+    norm_activation = model_config.norm_activation
+    if backbone is None:
+        backbone = build_backbone(
+            input_specs=input_specs,
+            backbone_config=model_config.backbone,
+            norm_activation_config=norm_activation,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.backbone",
+        )
+    if decoder is None:
+        decoder = build_decoder(
+            input_specs=backbone.output_specs,
+            model_config=model_config,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.decoder",
+        )
+    if decoder is not None:
+        feature_specs = _feature_levels(decoder.output_specs, model_config, "decoder", where)
+    else:
+        feature_specs = _feature_levels(backbone.output_specs, model_config, "backbone", where)
+
+    anchor = model_config.anchor
+    head_settings = {
+        **plugins.fields_of(model_config.head),
+        "min_level": model_config.min_level,
+        "max_level": model_config.max_level,
+        "num_anchors_per_location": (
+            num_anchors_per_location or anchor.num_scales * len(anchor.aspect_ratios)
+        ),
+    }
+    head = build_head(
+        RETINANET_HEAD,
+        f"{where}.head",
+        input_specs=feature_specs,
+        num_classes=model_config.num_classes,
+        norm_activation_config=norm_activation,
+        l2_regularizer=l2_regularizer,
+        settings=head_settings,
+    )
+
+    generator = model_config.detection_generator
+    tflite_post_processing = generator.tflite_post_processing.as_dict()
+    tflite_post_processing["input_image_size"] = tuple(input_specs.shape[1:3])
+    detection_generator = MultilevelDetectionGenerator(
+        apply_nms=generator.apply_nms,
+        pre_nms_top_k=generator.pre_nms_top_k,
+        pre_nms_score_threshold=generator.pre_nms_score_threshold,
+        nms_iou_threshold=generator.nms_iou_threshold,
+        max_num_detections=generator.max_num_detections,
+        nms_version=generator.nms_version,
+        use_cpu_nms=generator.use_cpu_nms,
+        soft_nms_sigma=generator.soft_nms_sigma,
+        tflite_post_processing_config=tflite_post_processing,
+        return_decoded=generator.return_decoded,
+        use_class_agnostic_nms=generator.use_class_agnostic_nms,
+        box_coder_weights=generator.box_coder_weights,
+    )
+
+    fixed = anchor_boxes is not None
+    model = RetinaNetModel(
+        backbone,
+        decoder,
+        head,
+        detection_generator,
+        anchor_boxes=anchor_boxes,
+        min_level=model_config.min_level,
+        max_level=model_config.max_level,
+        num_scales=None if fixed else anchor.num_scales,
+        aspect_ratios=None if fixed else list(anchor.aspect_ratios),
+        anchor_size=None if fixed else anchor.anchor_size,
+    )
+    model.build(tuple(input_specs.shape))
+    return model
+
+
+def build_retinanet_model(
+    input_specs: keras.layers.InputSpec,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    num_classes: int,
+    input_size: list[int],
+    min_level: int,
+    max_level: int,
+    anchor: retinanet_configs.Anchor,
+    backbone: backbone_configs.Backbone,
+    decoder: decoder_configs.Decoder,
+    head: retinanet_configs.RetinaNetHead,
+    detection_generator: retinanet_configs.DetectionGenerator,
+    norm_activation: common.NormActivation,
+) -> RetinaNetModel:
+    """Builds a `RetinaNetModel` (the `retinanet` entry of `garden.models`).
+
+    The keyword settings are the fields of `configs.retinanet.RetinaNet` (`task.model`);
+    see `build_retinanet`.
+
+    Args:
+      input_specs: The image input, `InputSpec(shape=[None, height, width, channels])`;
+        it is what `input_size` describes.
+      l2_regularizer: Kernel regularizer of the backbone, decoder and head, or None.
+      num_classes, input_size, min_level, max_level, anchor, backbone, decoder, head,
+        detection_generator, norm_activation: As in `RetinaNet`.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings.
+    """
+    config = RetinaNet(
+        num_classes=num_classes,
+        input_size=list(input_size or input_specs.shape[1:]),
+        min_level=min_level,
+        max_level=max_level,
+        anchor=anchor,
+        backbone=backbone,
+        decoder=decoder,
+        head=head,
+        detection_generator=detection_generator,
+        norm_activation=norm_activation,
+    )
+    return build_retinanet(input_specs, config, l2_regularizer)

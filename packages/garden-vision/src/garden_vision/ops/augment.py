@@ -4,7 +4,11 @@
   uniformly from Model Garden's 16 (or the identity), all at one magnitude.
 - `AutoAugment` (Cubuk et al., 2018, https://arxiv.org/abs/1805.09501): one sub-policy drawn
   from a published policy table (`AUTOAUGMENT_POLICIES`), each of its ops applied with its own
-  probability and magnitude.
+  probability and magnitude. `distort_with_boxes(image, bboxes)` runs the object-detection
+  policy `detection_v0` of `DETECTION_AUTOAUGMENT_POLICIES` (Zoph et al., 2019,
+  https://arxiv.org/abs/1906.11172), whose box-aware ops (`rotate_with_bboxes`,
+  `shear_with_bboxes`, `translate_bbox`, `translate_y_only_bboxes`) move normalized
+  `[ymin, xmin, ymax, xmax]` boxes with the pixels.
 - `RandomErasing` (Zhong et al., 2017, https://arxiv.org/abs/1708.04896): rectangles of a
   float image replaced by Gaussian noise.
 - `MixupAndCutmix` (Zhang et al., 2017, https://arxiv.org/abs/1710.09412; Yun et al., 2019,
@@ -29,7 +33,10 @@ this module follows the documented behaviour:
   whatever the value);
 - Mixup and CutMix draw lambda from Beta(alpha, alpha) as `Gamma(alpha, 1)` ratios (Model
   Garden's `Gamma(1, rate=alpha)` ratio is Beta(1, 1), the uniform distribution), CutMix's box
-  uses the image width for its width, and lambda is recomputed from the clipped box.
+  uses the image width for its width, and lambda is recomputed from the clipped box;
+- box-aware ops move boxes exactly with the pixel transform (in float, not rounded to whole
+  pixels), and a box moved out of the image keeps no area instead of being widened to a
+  0.05-wide sliver at the border.
 """
 
 from __future__ import annotations
@@ -50,12 +57,14 @@ PolicyOp = tuple[str, float, float]
 
 __all__ = [
     "AUTOAUGMENT_POLICIES",
+    "DETECTION_AUTOAUGMENT_POLICIES",
     "RANDAUGMENT_OPS",
     "AutoAugment",
     "MixupAndCutmix",
     "RandAugment",
     "RandomErasing",
     "apply_augmentation_op",
+    "apply_augmentation_op_with_boxes",
     "autocontrast",
     "blend",
     "brightness",
@@ -68,13 +77,17 @@ __all__ = [
     "invert",
     "posterize",
     "rotate",
+    "rotate_with_bboxes",
     "sharpness",
     "shear_x",
+    "shear_with_bboxes",
     "shear_y",
     "solarize",
     "solarize_add",
+    "translate_bbox",
     "translate_x",
     "translate_y",
+    "translate_y_only_bboxes",
 ]
 
 
@@ -326,6 +339,191 @@ def cutout(
 
 
 # --------------------------------------------------------------------------------------------
+# Box-aware geometric ops (uint8 images, normalized [ymin, xmin, ymax, xmax] boxes).
+# --------------------------------------------------------------------------------------------
+
+
+def _map_boxes(
+    boxes: tf.Tensor, image_size: tf.Tensor, matrix: tf.Tensor, shift: tf.Tensor
+) -> tf.Tensor:
+    """Moves boxes with the forward map `out = matrix @ in + shift` of pixel indices.
+
+    Pixel `i` covers `[i, i + 1)`, so a box edge `u` (in pixels) is index `u - 0.5`. The four
+    corners of each box are mapped; the result is their bounding box, clipped to the image
+    (a box moved out of the image keeps no area).
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    size = tf.cast(image_size, tf.float32)
+    height, width = size[0], size[1]
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    xs = tf.stack([xmin, xmax, xmin, xmax], axis=-1) * width - 0.5
+    ys = tf.stack([ymin, ymin, ymax, ymax], axis=-1) * height - 0.5
+    new_x = matrix[0, 0] * xs + matrix[0, 1] * ys + shift[0] + 0.5
+    new_y = matrix[1, 0] * xs + matrix[1, 1] * ys + shift[1] + 0.5
+    moved = tf.stack(
+        [
+            tf.reduce_min(new_y, -1) / height,
+            tf.reduce_min(new_x, -1) / width,
+            tf.reduce_max(new_y, -1) / height,
+            tf.reduce_max(new_x, -1) / width,
+        ],
+        axis=-1,
+    )
+    return tf.reshape(tf.clip_by_value(moved, 0.0, 1.0), tf.shape(boxes))
+
+
+def rotate_with_bboxes(
+    image: tf.Tensor,
+    bboxes: tf.Tensor,
+    degrees: float | tf.Tensor,
+    replace: Sequence[int] | tf.Tensor = _REPLACE,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`rotate`s the image; each box becomes the bounding box of its rotated corners.
+
+    Args:
+      image: uint8 `[height, width, 3]`.
+      bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]`.
+      degrees: The rotation (see `rotate`).
+      replace: The color of uncovered pixels.
+
+    Returns:
+      The rotated image and the moved boxes, clipped to the image.
+    """
+    size = tf.shape(image)[:2]
+    radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
+    cos, sin = tf.cos(radians), tf.sin(radians)
+    center = (tf.cast(tf.stack([size[1], size[0]]), tf.float32) - 1.0) / 2.0
+    # `rotate` reads input `R (out - c) + c` with R = [[cos, -sin], [sin, cos]] in (x, y), so
+    # a point moves forward by R's transpose.
+    matrix = tf.stack([tf.stack([cos, sin]), tf.stack([-sin, cos])])
+    shift = center - tf.linalg.matvec(matrix, center)
+    return rotate(image, degrees, replace), _map_boxes(bboxes, size, matrix, shift)
+
+
+def shear_with_bboxes(
+    image: tf.Tensor,
+    bboxes: tf.Tensor,
+    level: float | tf.Tensor,
+    replace: Sequence[int] | tf.Tensor = _REPLACE,
+    shear_horizontal: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`shear_x` (or `shear_y`) the image; boxes become the bounding boxes of their corners.
+
+    Args:
+      image: uint8 `[height, width, 3]`.
+      bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]`.
+      level: The shear factor (see `shear_x`).
+      replace: The color of uncovered pixels.
+      shear_horizontal: Shear along x (True) or y (False).
+
+    Returns:
+      The sheared image and the moved boxes, clipped to the image.
+    """
+    level = tf.cast(level, tf.float32)
+    # shear_x reads input (x + level * y, y): a point moves to (x - level * y, y).
+    if shear_horizontal:
+        matrix = tf.stack([tf.stack([1.0, -level]), tf.stack([0.0, 1.0])])
+        sheared = shear_x(image, level, replace)
+    else:
+        matrix = tf.stack([tf.stack([1.0, 0.0]), tf.stack([-level, 1.0])])
+        sheared = shear_y(image, level, replace)
+    return sheared, _map_boxes(bboxes, tf.shape(image)[:2], matrix, tf.zeros([2]))
+
+
+def translate_bbox(
+    image: tf.Tensor,
+    bboxes: tf.Tensor,
+    pixels: float | tf.Tensor,
+    replace: Sequence[int] | tf.Tensor = _REPLACE,
+    shift_horizontal: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`translate_x` (or `translate_y`) the image and its boxes by `pixels`.
+
+    Args:
+      image: uint8 `[height, width, 3]`.
+      bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]`.
+      pixels: The content moves this many pixels left (or up); negative moves right (down).
+      replace: The color of uncovered pixels.
+      shift_horizontal: Translate along x (True) or y (False).
+
+    Returns:
+      The translated image and the moved boxes, clipped to the image.
+    """
+    pixels = tf.cast(pixels, tf.float32)
+    if shift_horizontal:
+        moved = translate_x(image, pixels, replace)
+        shift = tf.stack([-pixels, 0.0])
+    else:
+        moved = translate_y(image, pixels, replace)
+        shift = tf.stack([0.0, -pixels])
+    return moved, _map_boxes(bboxes, tf.shape(image)[:2], tf.eye(2), shift)
+
+
+def _box_region(box: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """The pixel rows `[top, bottom)` and columns `[left, right)` whose centers a box covers."""
+    size = tf.cast(tf.stack([height, width, height, width]), tf.float32)
+    first = tf.cast(tf.math.ceil(tf.clip_by_value(box, 0.0, 1.0) * size - 0.5), tf.int32)
+    top = tf.minimum(first[0], height - 1)
+    left = tf.minimum(first[1], width - 1)
+    # At least one pixel, so that degenerate boxes still give a valid crop.
+    bottom = tf.maximum(first[2], top + 1)
+    right = tf.maximum(first[3], left + 1)
+    return top, left, bottom, right
+
+
+def translate_y_only_bboxes(
+    image: tf.Tensor,
+    bboxes: tf.Tensor,
+    prob: float | tf.Tensor,
+    pixels: float | tf.Tensor,
+    replace: Sequence[int] | tf.Tensor = _REPLACE,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Moves the content inside boxes up by `pixels`, each box with probability `prob / 3`.
+
+    The boxes themselves stay where they are (Zoph et al.'s "only bboxes" ops). Boxes are
+    visited in random order, so overlaps do not always resolve the same way; the third of
+    `prob` keeps crowded images from being distorted everywhere (Model Garden's rule).
+
+    Args:
+      image: uint8 `[height, width, 3]`.
+      bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]`.
+      prob: The op's probability; each box is changed with a third of it.
+      pixels: The shift of each box's content (see `translate_y`).
+      replace: The color uncovered inside a box.
+
+    Returns:
+      The image and the unchanged boxes.
+    """
+    bboxes = tf.convert_to_tensor(bboxes, tf.float32)
+    size = tf.shape(image)
+    height, width = size[0], size[1]
+    order = tf.random.shuffle(tf.range(tf.shape(bboxes)[0]))
+    box_prob = tf.cast(prob, tf.float32) / 3.0
+
+    def shift_box(index: tf.Tensor, current: tf.Tensor) -> tf.Tensor:
+        top, left, bottom, right = _box_region(bboxes[order[index]], height, width)
+        crop = current[top:bottom, left:right, :]
+        moved = translate_y(crop, pixels, replace)
+        paddings = [[top, height - bottom], [left, width - right], [0, 0]]
+        inside = tf.pad(tf.ones_like(crop[..., :1], tf.bool), paddings, constant_values=False)
+        return tf.where(inside, tf.pad(moved, paddings), current)
+
+    def body(index: tf.Tensor, current: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        updated = tf.cond(
+            tf.random.uniform([]) < box_prob,
+            lambda: shift_box(index, current),
+            lambda: tf.identity(current),
+        )
+        updated.set_shape(image.shape)
+        return index + 1, updated
+
+    _, image = tf.while_loop(
+        lambda index, _: index < tf.shape(order)[0], body, [tf.constant(0), image]
+    )
+    return image, bboxes
+
+
+# --------------------------------------------------------------------------------------------
 # Levels to arguments and the op registry.
 # --------------------------------------------------------------------------------------------
 
@@ -342,7 +540,7 @@ def _level_to_args(
     fraction = level / _MAX_LEVEL
     if op_name in ("AutoContrast", "Equalize", "Invert", "Grayscale"):
         return ()
-    if op_name == "Rotate":
+    if op_name in ("Rotate", "Rotate_BBox"):
         return (_random_sign(fraction * 30.0),)
     if op_name == "Posterize":
         return (tf.cast(fraction * 4.0, tf.int32),)
@@ -352,10 +550,14 @@ def _level_to_args(
         return (tf.cast(fraction * 110.0, tf.int32),)
     if op_name in ("Color", "Contrast", "Brightness", "Sharpness"):
         return (fraction * 1.8 + 0.1,)
-    if op_name in ("ShearX", "ShearY"):
+    if op_name in ("ShearX", "ShearY", "ShearX_BBox", "ShearY_BBox"):
         return (_random_sign(fraction * 0.3),)
-    if op_name in ("TranslateX", "TranslateY"):
+    if op_name in ("TranslateX", "TranslateY", "TranslateX_BBox", "TranslateY_BBox"):
         return (_random_sign(fraction * float(translate_const)),)
+    if op_name == "TranslateY_Only_BBoxes":
+        # Zoph et al.'s box-content shift reaches 120 pixels at level 10, whatever
+        # translate_const is (as in Model Garden).
+        return (_random_sign(fraction * 120.0),)
     if op_name == "Cutout":
         return (tf.cast(fraction * float(cutout_const), tf.int32),)
     if op_name == "Gaussian_Noise":
@@ -406,8 +608,29 @@ RANDAUGMENT_OPS: tuple[str, ...] = (
 )
 
 
+# Box-aware op name -> function(image, boxes, *args, replace) -> (image, boxes), for detection
+# policies (Zoph et al., 2019, https://arxiv.org/abs/1906.11172). TranslateY_Only_BBoxes also
+# takes the op's probability before its level argument.
+_BOX_OPS: dict[str, Callable[..., tuple[tf.Tensor, tf.Tensor]]] = {
+    "Rotate_BBox": rotate_with_bboxes,
+    "ShearX_BBox": lambda image, boxes, level, replace: shear_with_bboxes(
+        image, boxes, level, replace, shear_horizontal=True
+    ),
+    "ShearY_BBox": lambda image, boxes, level, replace: shear_with_bboxes(
+        image, boxes, level, replace, shear_horizontal=False
+    ),
+    "TranslateX_BBox": lambda image, boxes, pixels, replace: translate_bbox(
+        image, boxes, pixels, replace, shift_horizontal=True
+    ),
+    "TranslateY_BBox": lambda image, boxes, pixels, replace: translate_bbox(
+        image, boxes, pixels, replace, shift_horizontal=False
+    ),
+    "TranslateY_Only_BBoxes": translate_y_only_bboxes,
+}
+
+
 def _known_ops() -> str:
-    return ", ".join(_OPS)
+    return ", ".join([*_OPS, *_BOX_OPS])
 
 
 def apply_augmentation_op(
@@ -437,6 +660,10 @@ def apply_augmentation_op(
     Raises:
       ValueError: For an unknown op name.
     """
+    if op_name in _BOX_OPS:
+        raise ValueError(
+            f"augmentation op {op_name!r} moves boxes: use apply_augmentation_op_with_boxes"
+        )
     if op_name not in _OPS:
         raise ValueError(f"unknown augmentation op {op_name!r}; expected one of {_known_ops()}")
     func, takes_replace = _OPS[op_name]
@@ -446,6 +673,53 @@ def apply_augmentation_op(
     out = func(image, *args)
     out.set_shape(image.shape)
     return out
+
+
+def apply_augmentation_op_with_boxes(
+    image: tf.Tensor,
+    bboxes: tf.Tensor,
+    op_name: str,
+    level: float | tf.Tensor,
+    *,
+    prob: float = 1.0,
+    cutout_const: float = 100.0,
+    translate_const: float = 250.0,
+    replace: Sequence[int] | tf.Tensor = _REPLACE,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Applies one named op at `level` to an image and its boxes.
+
+    Box-aware ops (`Rotate_BBox`, `ShearX_BBox`, `ShearY_BBox`, `TranslateX_BBox`,
+    `TranslateY_BBox`, `TranslateY_Only_BBoxes`) move the boxes with the pixels; the other ops
+    of `apply_augmentation_op` leave them as they are.
+
+    Args:
+      image: The uint8 `[height, width, 3]` image.
+      bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]`.
+      op_name: An op name (`apply_augmentation_op`'s, or a box-aware one).
+      level: The magnitude in [0, 10].
+      prob: The op's probability; only `TranslateY_Only_BBoxes` uses it (a third of it per
+        box). The caller decides whether the op runs at all.
+      cutout_const: Half side of the cutout square at level 10, in pixels.
+      translate_const: Translation of `Translate*_BBox` at level 10, in pixels.
+      replace: The color of uncovered pixels.
+
+    Returns:
+      The augmented uint8 image (same shape) and float32 boxes (same count).
+
+    Raises:
+      ValueError: For an unknown op name.
+    """
+    bboxes = tf.cast(bboxes, tf.float32)
+    if op_name not in _BOX_OPS:
+        kwargs = {"cutout_const": cutout_const, "translate_const": translate_const}
+        return apply_augmentation_op(image, op_name, level, replace=replace, **kwargs), bboxes
+    args = _level_to_args(op_name, tf.cast(level, tf.float32), cutout_const, translate_const)
+    if op_name == "TranslateY_Only_BBoxes":
+        args = (prob, *args)
+    out, moved = _BOX_OPS[op_name](image, bboxes, *args, replace)
+    out.set_shape(image.shape)
+    moved.set_shape(bboxes.shape)
+    return out, moved
 
 
 def _to_uint8(image: tf.Tensor) -> tf.Tensor:
@@ -709,6 +983,20 @@ AUTOAUGMENT_POLICIES: dict[str, tuple[tuple[PolicyOp, ...], ...]] = {
     ),
 }
 
+# Object-detection policies, whose box-aware geometric ops move boxes with the pixels; run
+# them through `AutoAugment.distort_with_boxes`.
+DETECTION_AUTOAUGMENT_POLICIES: dict[str, tuple[tuple[PolicyOp, ...], ...]] = {
+    # The COCO policy v0 of Zoph et al., 2019, "Learning Data Augmentation Strategies for
+    # Object Detection" (https://arxiv.org/abs/1906.11172).
+    "detection_v0": (
+        (("TranslateX_BBox", 0.6, 4), ("Equalize", 0.8, 10)),
+        (("TranslateY_Only_BBoxes", 0.2, 2), ("Cutout", 0.8, 8)),
+        (("Sharpness", 0.0, 8), ("ShearX_BBox", 0.4, 0)),
+        (("ShearY_BBox", 1.0, 2), ("TranslateY_Only_BBoxes", 0.6, 6)),
+        (("Rotate_BBox", 0.6, 10), ("Color", 1.0, 6)),
+    ),
+}
+
 
 def _check_policies(policies: Iterable[Iterable[Sequence[Any]]]) -> list[list[PolicyOp]]:
     """Validates a policy table and returns it as lists of `(name, prob, level)` tuples."""
@@ -719,7 +1007,7 @@ def _check_policies(policies: Iterable[Iterable[Sequence[Any]]]) -> list[list[Po
             if len(op) != 3:
                 raise ValueError(f"a policy op is (name, probability, level), got {op!r}")
             name, prob, level = op
-            if name not in _OPS:
+            if name not in _OPS and name not in _BOX_OPS:
                 raise ValueError(f"unknown policy op {name!r}; expected one of {_known_ops()}")
             if not 0.0 <= float(prob) <= 1.0:
                 raise ValueError(f"probability of {name!r} must be in [0, 1], got {prob}")
@@ -743,8 +1031,9 @@ class AutoAugment:
     Args:
       augmentation_name: The policy in `AUTOAUGMENT_POLICIES`: `v0` (the paper's ImageNet
         policy), `test`, `simple`, `reduced_cifar10`, `svhn`, `reduced_imagenet`,
-        `panoptic_deeplab_policy`, `vit` or `deit3_three_augment`. Ignored when `policies` is
-        given.
+        `panoptic_deeplab_policy`, `vit` or `deit3_three_augment`; or in
+        `DETECTION_AUTOAUGMENT_POLICIES`: `detection_v0` (for `distort_with_boxes`). Ignored
+        when `policies` is given.
       policies: A custom table: sub-policies, each a sequence of `(op name, probability,
         level)`; sub-policies may have different lengths.
       cutout_const: Half side of the cutout square at level 10, in pixels.
@@ -763,12 +1052,13 @@ class AutoAugment:
         translate_const: float = 250,
     ):
         if not policies:
-            if augmentation_name not in AUTOAUGMENT_POLICIES:
+            known = {**AUTOAUGMENT_POLICIES, **DETECTION_AUTOAUGMENT_POLICIES}
+            if augmentation_name not in known:
                 raise ValueError(
                     f"unknown AutoAugment policy {augmentation_name!r}; expected one of "
-                    f"{', '.join(AUTOAUGMENT_POLICIES)}"
+                    f"{', '.join(known)}"
                 )
-            policies = AUTOAUGMENT_POLICIES[augmentation_name]
+            policies = known[augmentation_name]
         self.augmentation_name = augmentation_name
         self.policies = _check_policies(policies)
         self.cutout_const = float(cutout_const)
@@ -802,8 +1092,11 @@ class AutoAugment:
     def distort(self, image: tf.Tensor) -> tf.Tensor:
         """Returns the augmented `[height, width, 3]` image, in the input's dtype.
 
-        Non-uint8 inputs are clipped to [0, 255] and cast to uint8 for the ops.
+        Non-uint8 inputs are clipped to [0, 255] and cast to uint8 for the ops. Box-aware
+        policies (`detection_v0`) run as `distort_with_boxes` on an image without boxes.
         """
+        if any(name in _BOX_OPS for sub in self.policies for name, _, _ in sub):
+            return self.distort_with_boxes(image, tf.zeros([0, 4]))[0]
         input_dtype = image.dtype
         image = _to_uint8(image)
         branches = [
@@ -814,6 +1107,68 @@ class AutoAugment:
         augmented = tf.switch_case(index, branches)
         augmented.set_shape(image.shape)
         return tf.cast(augmented, input_dtype)
+
+    def _apply_sub_policy_with_boxes(
+        self, image: tf.Tensor, bboxes: tf.Tensor, sub_policy: list[PolicyOp]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Applies each op of a sub-policy to the image and boxes, with its probability."""
+        for name, prob, level in sub_policy:
+            if prob <= 0.0:
+                continue
+
+            def apply(image=image, bboxes=bboxes, name=name, prob=prob, level=level):
+                return apply_augmentation_op_with_boxes(
+                    image,
+                    bboxes,
+                    name,
+                    level,
+                    prob=prob,
+                    cutout_const=self.cutout_const,
+                    translate_const=self.translate_const,
+                )
+
+            if prob < 1.0:
+                image, bboxes = tf.cond(
+                    tf.random.uniform([]) < prob,
+                    apply,
+                    lambda image=image, bboxes=bboxes: (tf.identity(image), tf.identity(bboxes)),
+                )
+            else:
+                image, bboxes = apply()
+        return image, bboxes
+
+    def distort_with_boxes(
+        self, image: tf.Tensor, bboxes: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Augments an image and its boxes with one randomly drawn sub-policy.
+
+        Box-aware ops (`detection_v0`'s `*_BBox` ops) move the boxes with the pixels; boxes
+        pushed out of the image keep no area (detection parsers then drop them). Other ops
+        leave the boxes unchanged, so a policy with plain geometric ops (`Rotate`, `ShearX`,
+        ...) puts boxes out of step with the image.
+
+        Args:
+          image: `[height, width, 3]`; non-uint8 inputs are clipped to [0, 255] and cast to
+            uint8 for the ops.
+          bboxes: `[num_boxes, 4]` normalized `[ymin, xmin, ymax, xmax]` (may be empty).
+
+        Returns:
+          The augmented image, in the input's dtype, and float32 `[num_boxes, 4]` boxes.
+        """
+        input_dtype = image.dtype
+        image = _to_uint8(image)
+        bboxes = tf.reshape(tf.cast(bboxes, tf.float32), [-1, 4])
+        branches = [
+            lambda sub_policy=sub_policy: self._apply_sub_policy_with_boxes(
+                image, bboxes, sub_policy
+            )
+            for sub_policy in self.policies
+        ]
+        index = tf.random.uniform([], maxval=len(branches), dtype=tf.int32)
+        augmented, moved = tf.switch_case(index, branches)
+        augmented.set_shape(image.shape)
+        moved.set_shape(bboxes.shape)
+        return tf.cast(augmented, input_dtype), moved
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Decoding and cropping (`decode_and_random_crop`, `decode_and_center_crop`,
 `random_crop_image`, `center_crop_image`), aspect-preserving resizing with padding
-(`resize_and_crop_image`, `resize_image_with_aspect_ratio`), flips that keep boxes and masks
-consistent, color jitter, normalization with ImageNet statistics, and label smoothing.
+(`resize_and_crop_image`, `resize_image_with_aspect_ratio`, `compute_padded_size`) and the
+matching transforms of detection labels (`resize_and_crop_boxes`, `resize_and_crop_masks`),
+flips that keep boxes and masks consistent, padding of per-object tensors to a fixed count
+(`clip_or_pad_to_fixed_size`), color jitter, normalization with ImageNet statistics, and label
+smoothing.
 
 All functions take `[height, width, channels]` images (the flips and normalization also take
 batches) and are written with TensorFlow ops, so they trace into `tf.data` map functions and
@@ -26,7 +29,9 @@ __all__ = [
     "STDDEV_NORM",
     "STDDEV_RGB",
     "center_crop_image",
+    "clip_or_pad_to_fixed_size",
     "color_jitter",
+    "compute_padded_size",
     "decode_and_center_crop",
     "decode_and_random_crop",
     "horizontal_flip_boxes",
@@ -34,7 +39,9 @@ __all__ = [
     "normalize_image",
     "random_crop_image",
     "random_horizontal_flip",
+    "resize_and_crop_boxes",
     "resize_and_crop_image",
+    "resize_and_crop_masks",
     "resize_image_with_aspect_ratio",
 ]
 
@@ -335,6 +342,124 @@ def resize_image_with_aspect_ratio(
       image_info (see `resize_and_crop_image`).
     """
     return resize_and_crop_image(image, target_size, target_size, method=method)
+
+
+def compute_padded_size(desired_size: ImageSize | tf.Tensor, stride: int) -> list[int] | tf.Tensor:
+    """Rounds each side of `desired_size` up to a multiple of `stride`.
+
+    Feature pyramids need every level to be exactly half the one below, so detection inputs
+    are padded to a multiple of `2 ** max_level`: `(100, 200)` with stride 32 gives
+    `[128, 224]`.
+
+    Args:
+      desired_size: `(height, width)` as Python ints (or a square side), or an int tensor.
+      stride: The largest feature stride.
+
+    Returns:
+      A Python `[height, width]` list for Python input, else an int32 tensor.
+    """
+    if isinstance(desired_size, tf.Tensor):
+        size = tf.cast(desired_size, tf.float32)
+        return tf.cast(tf.math.ceil(size / stride) * stride, tf.int32)
+    return [int(math.ceil(side / stride) * stride) for side in _pair(desired_size)]
+
+
+def resize_and_crop_boxes(
+    boxes: tf.Tensor,
+    image_scale: tf.Tensor,
+    output_size: ImageSize | tf.Tensor,
+    offset: tf.Tensor,
+) -> tf.Tensor:
+    """Maps pixel boxes through `resize_and_crop_image`: scale, shift by the crop, clip.
+
+    Args:
+      boxes: `[..., 4]` `[ymin, xmin, ymax, xmax]` in pixels of the original image.
+      image_scale: `[y_scale, x_scale]` (row 2 of `image_info`).
+      output_size: `(height, width)` the boxes are clipped to (row 1 of `image_info`).
+      offset: `[y_offset, x_offset]` of the kept window (row 3 of `image_info`).
+
+    Returns:
+      float32 boxes of the same shape in pixels of the output image; boxes outside the kept
+      window collapse to zero height or width.
+    """
+    with tf.name_scope("resize_and_crop_boxes"):
+        boxes = tf.cast(boxes, tf.float32)
+        scale = tf.tile(tf.cast(image_scale, tf.float32), [2])
+        shift = tf.tile(tf.cast(offset, tf.float32), [2])
+        if isinstance(output_size, tf.Tensor):
+            size = tf.cast(output_size, tf.float32)
+        else:
+            size = tf.constant(_pair(output_size), tf.float32)
+        moved = boxes * scale - shift
+        return tf.clip_by_value(moved, 0.0, tf.tile(size, [2]))
+
+
+def resize_and_crop_masks(
+    masks: tf.Tensor,
+    image_scale: tf.Tensor,
+    output_size: ImageSize | tf.Tensor,
+    offset: tf.Tensor,
+) -> tf.Tensor:
+    """Maps instance masks through `resize_and_crop_image` (nearest-neighbour resizing).
+
+    The masks are scaled by `image_scale`, the `output_size` window at `offset` is kept, and
+    the result is zero-padded at the bottom and right to `output_size`. Zero masks work.
+
+    Args:
+      masks: `[num_masks, height, width, channels]` at the original image's size.
+      image_scale: `[y_scale, x_scale]` (row 2 of `image_info`).
+      output_size: `(height, width)` of the output masks.
+      offset: `[y_offset, x_offset]` of the kept window (row 3 of `image_info`).
+
+    Returns:
+      `[num_masks, output_height, output_width, channels]` masks, in the input dtype.
+    """
+    with tf.name_scope("resize_and_crop_masks"):
+        if isinstance(output_size, tf.Tensor):
+            out_h, out_w = output_size[0], output_size[1]
+            out_h, out_w = tf.cast(out_h, tf.int32), tf.cast(out_w, tf.int32)
+        else:
+            out_h, out_w = _pair(output_size)
+        mask_size = tf.cast(tf.shape(masks)[1:3], tf.float32)
+        scaled_size = tf.cast(tf.round(tf.cast(image_scale, tf.float32) * mask_size), tf.int32)
+        offset = tf.cast(offset, tf.int32)
+
+        def transform() -> tf.Tensor:
+            scaled = tf.image.resize(
+                masks, scaled_size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR
+            )
+            window = scaled[:, offset[0] : offset[0] + out_h, offset[1] : offset[1] + out_w, :]
+            return tf.cast(tf.image.pad_to_bounding_box(window, 0, 0, out_h, out_w), masks.dtype)
+
+        def empty() -> tf.Tensor:
+            return tf.zeros(tf.stack([0, out_h, out_w, tf.shape(masks)[3]]), masks.dtype)
+
+        output = tf.cond(tf.shape(masks)[0] > 0, transform, empty)
+        if not isinstance(out_h, tf.Tensor):
+            output.set_shape([None, out_h, out_w, masks.shape[-1]])
+        return output
+
+
+def clip_or_pad_to_fixed_size(
+    input_tensor: tf.Tensor, size: int, constant_values: int | float = 0
+) -> tf.Tensor:
+    """Truncates or pads the first dimension of `input_tensor` to `size`.
+
+    Args:
+      input_tensor: `[length, ...]`.
+      size: The first dimension of the result.
+      constant_values: The value of padding rows.
+
+    Returns:
+      `[size, ...]`, the first `min(length, size)` rows followed by padding; the static
+      shape is set.
+    """
+    input_tensor = tf.convert_to_tensor(input_tensor)
+    kept = input_tensor[:size]
+    padding = [[0, size - tf.shape(kept)[0]]] + [[0, 0]] * (input_tensor.shape.rank - 1)
+    padded = tf.pad(kept, padding, constant_values=tf.cast(constant_values, kept.dtype))
+    padded.set_shape([size, *input_tensor.shape[1:]])
+    return padded
 
 
 def horizontal_flip_boxes(normalized_boxes: tf.Tensor) -> tf.Tensor:

@@ -1,7 +1,9 @@
-"""Converts an exported classifier to TensorFlow Lite.
+"""Converts an exported classifier or detector to TensorFlow Lite.
 
 Export the model with the `tflite` input type (a fixed `[1, height, width, 3]` float input
-with normalization inside), then convert it:
+with normalization inside), then convert it (for a detector, export with
+`task.model.detection_generator.nms_version=tflite` so that non-maximum suppression becomes
+TFLite's built-in `TFLite_Detection_PostProcess` op):
 
     garden export --experiment mobilenet_imagenet --checkpoint_path MODEL_DIR \\
         --export_dir /tmp/mobilenet --input_type tflite
@@ -49,6 +51,17 @@ def _frozen_signature(signature):
     return named.get_concrete_function()
 
 
+def _uses_tflite_custom_ops(signature) -> bool:
+    """Whether the signature calls a function TFLite replaces by one of its own ops.
+
+    Such functions carry `experimental_implements` (for example the detection
+    post-processing, `TFLite_Detection_PostProcess`). Freezing the variables inlines them,
+    after which the converter would convert their TensorFlow bodies instead.
+    """
+    library = signature.graph.as_graph_def().library.function
+    return any("_implements" in function.attr for function in library)
+
+
 def convert(
     saved_model_dir: str,
     output_path: str,
@@ -78,9 +91,15 @@ def convert(
             f"{saved_model_dir} has no signature {signature_key!r}; it has "
             + ", ".join(sorted(loaded.signatures))
         )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [_frozen_signature(loaded.signatures[signature_key])], loaded
-    )
+    signature = loaded.signatures[signature_key]
+    if _uses_tflite_custom_ops(signature):
+        # Converted as saved, so the op's function survives; TFLite's own op resolver has it.
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], loaded)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    else:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [_frozen_signature(signature)], loaded
+        )
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":

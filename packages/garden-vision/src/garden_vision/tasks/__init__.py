@@ -2,6 +2,8 @@
 
 - `ImageClassificationTask` (`image_classification`): Model Garden's
   `official.vision.tasks.ImageClassificationTask`.
+- `RetinaNetTask` (`retinanet`): one-stage object detection, Model Garden's
+  `official.vision.tasks.RetinaNetTask`.
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -9,5 +11,9 @@ Names are imported on first use, so importing this package loads no TensorFlow.
 from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
 __getattr__, __dir__, __all__ = _lazy_exports(
-    __name__, {"ImageClassificationTask": ".image_classification:ImageClassificationTask"}
+    __name__,
+    {
+        "ImageClassificationTask": ".image_classification:ImageClassificationTask",
+        "RetinaNetTask": ".retinanet:RetinaNetTask",
+    },
 )

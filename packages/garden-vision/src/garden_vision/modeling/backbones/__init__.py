@@ -3,7 +3,9 @@
 Every backbone is a functional `keras.Model` subclass (of `backbone.Backbone`) whose call
 returns a dict of feature maps keyed by level as a string: level `L` has stride `2**L`
 (`{"2": ..., "5": ...}` for a ResNet at 224x224: 56x56 ... 7x7). Vision transformers also
-report `"pre_logits"` (`[batch, 1, 1, width]`). `backbone.output_specs` maps the same keys
+report `"pre_logits"` (`[batch, 1, 1, width]`); the detection backbones `SpineNet` and
+`SpineNetMobile` report levels `min_level` to `max_level` (3 to 7 by default), all of
+the same width. `backbone.output_specs` maps the same keys
 to their shapes. Backbones serialize (`get_config` / `from_config`), so `.keras` files and
 SavedModels round trip.
 
@@ -25,6 +27,8 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "MobileNet": ".mobilenet:MobileNet",
         "ResNet": ".resnet:ResNet",
         "RevNet": ".revnet:RevNet",
+        "SpineNet": ".spinenet:SpineNet",
+        "SpineNetMobile": ".spinenet_mobile:SpineNetMobile",
         "VisionTransformer": ".vit:VisionTransformer",
     },
 )

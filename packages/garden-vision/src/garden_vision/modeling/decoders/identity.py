@@ -52,6 +52,8 @@ def build_identity(
     input_specs: Mapping[str, Any],
     norm_activation_config: NormActivation | None = None,
     l2_regularizer: keras.regularizers.Regularizer | None = None,
+    min_level: int | None = None,
+    max_level: int | None = None,
 ) -> Identity:
     """Builds the `Identity` decoder (the `identity` entry of `garden.decoders`).
 
@@ -60,6 +62,10 @@ def build_identity(
       norm_activation_config: Unused (the identity has no layers); every decoder builder
         receives it.
       l2_regularizer: Unused, as `norm_activation_config`.
+      min_level: Unused: the identity passes every level the backbone reports (the
+        model's heads read the levels they need); every decoder builder receives it.
+      max_level: Unused, as `min_level`.
     """
-    del norm_activation_config, l2_regularizer  # Nothing to normalize or regularize.
+    # Nothing to normalize or regularize, and no levels to choose.
+    del norm_activation_config, l2_regularizer, min_level, max_level
     return Identity(input_specs=input_specs)

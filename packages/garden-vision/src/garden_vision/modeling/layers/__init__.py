@@ -7,6 +7,8 @@
   `TransformerEncoderBlock`.
 - Building blocks: `SqueezeExcitation`, `StochasticDepth`, `BatchNormalization`,
   `batch_norm`, `get_activation`, `make_divisible`.
+- Resampling of multi-level networks (SpineNet, FPN, NAS-FPN): `NearestUpsampling`.
+- Detection post-processing: `MultilevelDetectionGenerator` (decoding and NMS).
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -22,6 +24,8 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "ClassToken": ".transformer_layers:ClassToken",
         "Conv2DBNBlock": ".mobile_blocks:Conv2DBNBlock",
         "InvertedBottleneckBlock": ".mobile_blocks:InvertedBottleneckBlock",
+        "MultilevelDetectionGenerator": ".detection_generator:MultilevelDetectionGenerator",
+        "NearestUpsampling": ".resampling:NearestUpsampling",
         "PatchEmbedding": ".transformer_layers:PatchEmbedding",
         "PositionEmbedding": ".transformer_layers:PositionEmbedding",
         "ResidualBlock": ".resnet_blocks:ResidualBlock",

@@ -1,6 +1,8 @@
 """Task models of garden-vision (Model Garden's `official.vision.modeling.models`).
 
 - `ClassificationModel`: a backbone, pooling, dropout and a linear classifier.
+- `RetinaNetModel`: a one-stage detector: backbone, decoder, dense head and detection
+  generator.
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -9,5 +11,8 @@ from garden_core.lazy_exports import lazy_exports as _lazy_exports
 
 __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
-    {"ClassificationModel": "garden_vision.modeling.classification_model:ClassificationModel"},
+    {
+        "ClassificationModel": "garden_vision.modeling.classification_model:ClassificationModel",
+        "RetinaNetModel": "garden_vision.modeling.retinanet_model:RetinaNetModel",
+    },
 )

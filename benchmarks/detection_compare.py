@@ -1,0 +1,222 @@
+"""Runs `detection_bench.py` for garden-vision and tf-models-official alternately; prints ratios.
+
+    python benchmarks/detection_compare.py --garden_python PY --tfm_python PY [--repeats 3]
+        [--batch_size 2] [--image_size 256] [--only train,input,coco_eval] [--data_dir DIR]
+
+`make-data` writes the shared data once (with the Garden interpreter, plain NumPy and
+TensorFlow code); then each measurement runs in a fresh process of each side's own
+interpreter, alternating sides so both see the same machine load; the table reports
+medians (min–max) and Garden / Model Garden. Before any number is reported the sides must
+agree, or the script exits with status 1 naming the difference:
+
+- `train`: the same trainable-parameter count, 34,091,159 as counted by hand
+  (`EXPECTED_PARAMETERS`); each side's first loss must be finite;
+- `input`: the same keys and shapes in a batch of images and labels (dtypes that differ
+  are listed: Garden's class targets are int32, Model Garden's int64);
+- `coco_eval`: every COCO metric (`AP`, `AP50`, ..., `ARl`) within 1e-6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import compare_lib
+import detection_bench
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detection_bench.py")
+METRIC_TOLERANCE = 1e-6
+
+
+def _run(python: str, *args: str) -> dict:
+    try:
+        return compare_lib.run_json(python, BENCH, *args)
+    except subprocess.CalledProcessError as error:
+        sys.exit(
+            f"detection_compare.py: `{python} detection_bench.py {' '.join(args)}` failed "
+            f"with exit status {error.returncode}:\n{error.stderr[-4000:]}"
+        )
+
+
+# RetinaNet ResNet-50 FPN with 91 classes and 9 anchors, counted by hand from the layer
+# shapes: ResNet-50 without its classifier and without convolution biases 23,508,032
+# (Keras' ResNet50 without top: 23,534,592 trainable, less 26,560 biases); FPN 3,871,232
+# (1x1 laterals from 512, 1024, 2048 channels 918,272; five 3x3 convolutions of 256 with
+# bias 2,950,400; five batch norms 2,560); head 6,711,895 (two towers of four shared 3x3
+# convolutions 4,720,640, their per-level batch norms 20,480, the 3x3 class output of
+# 9 x 91 = 1,887,795 and box output of 9 x 4 = 82,980).
+EXPECTED_PARAMETERS = 34_091_159
+
+
+def _check_train(records: dict[str, dict]) -> None:
+    garden, tfm = records["garden"]["parameters"], records["tfm"]["parameters"]
+    print(
+        f"RetinaNet ResNet-50 FPN trainable parameters: Garden {garden:,}, Model Garden "
+        f"{tfm:,} (by hand: {EXPECTED_PARAMETERS:,}); first-step losses (finite, not "
+        f"compared: the initial weights differ): Garden {records['garden']['first_loss']:.4g}, "
+        f"Model Garden {records['tfm']['first_loss']:.4g}"
+    )
+    if garden != tfm:
+        sys.exit(
+            f"detection_compare.py: FAILED, trainable parameters differ: Garden {garden:,}, "
+            f"Model Garden {tfm:,} (difference {garden - tfm:+,})"
+        )
+    if garden != EXPECTED_PARAMETERS:
+        sys.exit(
+            f"detection_compare.py: FAILED, both sides have {garden:,} trainable parameters, "
+            f"not the {EXPECTED_PARAMETERS:,} of retinanet_resnetfpn_coco's model"
+        )
+
+
+def _check_input(records: dict[str, dict]) -> None:
+    garden, tfm = records["garden"]["shapes"], records["tfm"]["shapes"]
+    differences = [
+        f"{key}: Garden {garden.get(key, 'missing')}, Model Garden {tfm.get(key, 'missing')}"
+        for key in sorted(set(garden) | set(tfm))
+        if garden.get(key) != tfm.get(key)
+    ]
+    if differences:
+        sys.exit(
+            "detection_compare.py: FAILED, the input pipelines' batches differ in keys or "
+            "shapes:\n  " + "\n  ".join(differences)
+        )
+    print(f"Input batches: the same {len(garden)} tensors (keys and shapes) on both sides.")
+    garden, tfm = records["garden"]["dtypes"], records["tfm"]["dtypes"]
+    for key in sorted(key for key in garden if garden[key] != tfm[key]):
+        print(f"  dtype of {key}: Garden {garden[key]}, Model Garden {tfm[key]}")
+
+
+def _check_coco(records: dict[str, dict]) -> None:
+    garden, tfm = records["garden"]["metrics"], records["tfm"]["metrics"]
+    print(
+        "COCO metrics (Garden / Model Garden): "
+        + ", ".join(
+            f"{name} {garden[name]:.6f}/{tfm[name]:.6f}" for name in detection_bench.COCO_METRICS
+        )
+    )
+    differences = [
+        f"{name}: Garden {garden[name]!r}, Model Garden {tfm[name]!r}"
+        for name in detection_bench.COCO_METRICS
+        if abs(garden[name] - tfm[name]) > METRIC_TOLERANCE
+    ]
+    if differences:
+        sys.exit(
+            f"detection_compare.py: FAILED, COCO metrics differ by more than "
+            f"{METRIC_TOLERANCE}:\n  " + "\n  ".join(differences)
+        )
+
+
+CHECKS = {"train": _check_train, "input": _check_input, "coco_eval": _check_coco}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--garden_python", required=True)
+    parser.add_argument("--tfm_python", required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=2, help="Training batch.")
+    parser.add_argument("--image_size", type=int, default=256, help="Training image side.")
+    parser.add_argument("--warmup_steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--input_batch_size", type=int, default=8)
+    parser.add_argument("--input_epochs", type=int, default=1)
+    parser.add_argument("--records", type=int, default=256, help="TFRecords for `input`.")
+    parser.add_argument("--coco_images", type=int, default=400, help="Images for `coco_eval`.")
+    parser.add_argument("--coco_batch_size", type=int, default=8)
+    parser.add_argument(
+        "--data_dir", default=None, help="Where to write the data (default: a temporary dir)."
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(detection_bench.MEASUREMENTS),
+        help="Comma-separated measurements to run (default: all).",
+    )
+    args = parser.parse_args()
+    only = [name for name in detection_bench.MEASUREMENTS if name in args.only.split(",")]
+    unknown = set(args.only.split(",")) - set(detection_bench.MEASUREMENTS)
+    if unknown:
+        parser.error(f"--only: unknown measurements {sorted(unknown)}")
+    sides = {"garden": args.garden_python, "tfm": args.tfm_python}
+    settings = {
+        "train": ["--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps)],
+        "input": ["--batch_size", str(args.input_batch_size), "--epochs", str(args.input_epochs)],
+        "coco_eval": ["--batch_size", str(args.coco_batch_size)],
+    }
+
+    results: compare_lib.Results = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        data = args.data_dir or temporary
+        _run(
+            args.garden_python,
+            "make-data",
+            data,
+            "--only",
+            ",".join(only),
+            "--batch_size",
+            str(args.batch_size),
+            "--image_size",
+            str(args.image_size),
+            "--records",
+            str(args.records),
+            "--coco_images",
+            str(args.coco_images),
+        )
+        for repeat in range(args.repeats):
+            for measurement in only:
+                records = {}
+                for library, python in sides.items():
+                    records[library] = record = _run(
+                        python,
+                        measurement,
+                        "--library",
+                        library,
+                        "--data",
+                        data,
+                        *settings[measurement],
+                    )
+                    if measurement == "coco_eval":
+                        results.setdefault(("coco_eval", library), []).append(record["seconds"])
+                    else:
+                        results.setdefault((measurement, library), []).append(
+                            record["images_per_second"]
+                        )
+                    if measurement == "input":
+                        results.setdefault(("input_cpu", library), []).append(
+                            record["images_per_cpu_second"]
+                        )
+                if repeat == 0:
+                    CHECKS[measurement](records)
+
+    rows = [
+        (
+            "train",
+            f"RetinaNet ResNet-50 FPN training, images/s (batch {args.batch_size}, "
+            f"{args.image_size}x{args.image_size}, SGD with momentum, same `tf.function` step)",
+            True,
+        ),
+        (
+            "input",
+            f"RetinaNet input pipeline, images/s (decode, flip, scale jitter, "
+            f"{detection_bench.INPUT_OUTPUT_SIZE}x{detection_bench.INPUT_OUTPUT_SIZE}, "
+            f"anchor labels; batches of {args.input_batch_size})",
+            True,
+        ),
+        ("input_cpu", "RetinaNet input pipeline, images per CPU-second", True),
+        (
+            "coco_eval",
+            f"COCO evaluation of {args.coco_images} images (update_state + result), s",
+            False,
+        ),
+    ]
+    rows = [row for row in rows if row[0].split("_cpu")[0] in only]
+    print()
+    compare_lib.print_table(
+        "garden-vision", results, rows, show_spread=("train", "input", "input_cpu", "coco_eval")
+    )
+
+
+if __name__ == "__main__":
+    main()
