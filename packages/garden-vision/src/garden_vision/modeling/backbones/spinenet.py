@@ -44,7 +44,13 @@ from garden_core.config import ConfigError
 from garden_vision.configs.backbones import SpineNet as SpineNetConfig
 from garden_vision.configs.common import NormActivation
 from garden_vision.modeling.backbones.backbone import Backbone
-from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
+from garden_vision.modeling.backbones.scale_permuted import (
+    ConvNormLayers,
+    Node,
+    build_endpoints,
+    build_scale_permuted_blocks,
+    check_settings,
+)
 from garden_vision.modeling.layers.resampling import NearestUpsampling
 from garden_vision.modeling.layers.resnet_blocks import BottleneckBlock, ResidualBlock
 from garden_vision.modeling.serialization import serialize_initializer
@@ -216,15 +222,6 @@ def check_levels(output_levels: Iterable[int], min_level: int, max_level: int, n
         )
 
 
-class _Node(NamedTuple):
-    """A block's output inside the network being built."""
-
-    tensor: Any
-    level: int
-    block_fn: str
-    channels: int
-
-
 @keras.saving.register_keras_serializable(package="garden_vision")
 class SpineNet(Backbone):
     """SpineNet: a scale-permuted residual network reporting levels `min_level..max_level`.
@@ -287,19 +284,16 @@ class SpineNet(Backbone):
     ):
         name = type(self).__name__
         specs = build_block_specs(block_specs)
-        for argument, value in (
-            ("endpoints_num_filters", endpoints_num_filters),
-            ("resample_alpha", resample_alpha),
-            ("block_repeats", block_repeats),
-            ("filter_size_scale", filter_size_scale),
-        ):
-            if value <= 0:
-                raise ConfigError(f"{name} `{argument}` = {value!r} must be > 0")
-        if not 0.0 <= init_stochastic_depth_rate < 1.0:
-            raise ConfigError(
-                f"{name} `init_stochastic_depth_rate` = {init_stochastic_depth_rate!r} "
-                "must be in [0, 1)"
-            )
+        check_settings(
+            name,
+            {
+                "endpoints_num_filters": endpoints_num_filters,
+                "resample_alpha": resample_alpha,
+                "block_repeats": block_repeats,
+                "filter_size_scale": filter_size_scale,
+            },
+            init_stochastic_depth_rate,
+        )
         output_levels = [spec.level for spec in specs if spec.is_output]
         duplicates = sorted({level for level in output_levels if output_levels.count(level) > 1})
         if duplicates:
@@ -318,27 +312,15 @@ class SpineNet(Backbone):
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
         initializer = serialize_initializer(kernel_initializer)
-
-        def conv(x, filters: int, kernel_size: int, strides: int, layer_name: str):
-            return keras.layers.Conv2D(
-                filters,
-                kernel_size,
-                strides=strides,
-                padding="same",
-                use_bias=False,
-                kernel_initializer=initializer,
-                kernel_regularizer=kernel_regularizer,
-                bias_regularizer=bias_regularizer,
-                name=layer_name,
-            )(x)
-
-        def norm(x, layer_name: str):
-            return batch_norm(
-                momentum=norm_momentum,
-                epsilon=norm_epsilon,
-                synchronized=use_sync_bn,
-                name=layer_name,
-            )(x)
+        layers = ConvNormLayers(
+            kernel_initializer=initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activation=activation,
+            use_sync_bn=use_sync_bn,
+            norm_momentum=norm_momentum,
+            norm_epsilon=norm_epsilon,
+        )
 
         def block_group(x, filters: int, block_fn: str, drop_rate: float | None, group: str):
             block_class = _BLOCKS[block_fn]
@@ -349,84 +331,47 @@ class SpineNet(Backbone):
                     strides=1,
                     use_projection=repeat == 0 and x.shape[-1] != out_filters,
                     stochastic_depth_drop_rate=drop_rate,
-                    kernel_initializer=initializer,
-                    kernel_regularizer=kernel_regularizer,
-                    bias_regularizer=bias_regularizer,
-                    activation=activation,
-                    use_sync_bn=use_sync_bn,
-                    norm_momentum=norm_momentum,
-                    norm_epsilon=norm_epsilon,
                     name=f"{group}_{repeat}",
+                    **layers.block_arguments(),
                 )(x)
             return x
 
-        def resample(node: _Node, level: int, filters: int, block_fn: str, prefix: str):
+        def resample(node: Node, level: int, filters: int, block_fn: str, prefix: str):
             source_filters = node.channels / 4 if node.block_fn == "bottleneck" else node.channels
             width = int(source_filters * resample_alpha)
-            x = conv(node.tensor, width, 1, 1, f"{prefix}_reduce_conv")
-            x = get_activation(activation)(norm(x, f"{prefix}_reduce_norm"))
+            x = layers.conv_norm_activation(node.tensor, width, 1, 1, f"{prefix}_reduce")
             if node.level < level:
-                x = conv(x, width, 3, 2, f"{prefix}_down_conv")
-                x = get_activation(activation)(norm(x, f"{prefix}_down_norm"))
+                x = layers.conv_norm_activation(x, width, 3, 2, f"{prefix}_down")
                 for step in range(level - node.level - 1):
                     x = keras.layers.MaxPooling2D(
                         pool_size=3, strides=2, padding="same", name=f"{prefix}_down_pool{step}"
                     )(x)
             elif node.level > level:
                 x = NearestUpsampling(2 ** (node.level - level), name=f"{prefix}_up")(x)
-            x = conv(x, filters * _BLOCKS[block_fn].expansion, 1, 1, f"{prefix}_expand_conv")
-            return norm(x, f"{prefix}_expand_norm")
+            x = layers.conv(x, filters * _BLOCKS[block_fn].expansion, 1, 1, f"{prefix}_expand_conv")
+            return layers.norm(x, f"{prefix}_expand_norm")
 
         inputs = keras.Input(shape=tuple(shape[1:]), batch_size=shape[0])
-        x = conv(inputs, 64, 7, 2, "stem_conv")
-        x = get_activation(activation)(norm(x, "stem_norm"))
+        x = layers.conv_norm_activation(inputs, 64, 7, 2, "stem")
         x = keras.layers.MaxPooling2D(pool_size=3, strides=2, padding="same", name="stem_pool")(x)
-        nodes: list[_Node] = []
+        stem = []
         stem_filters = int(FILTER_SIZE_MAP[2] * filter_size_scale)
         for index in range(_NUM_STEM_BLOCKS):
             x = block_group(x, stem_filters, "bottleneck", None, f"stem_block_{index + 1}")
-            nodes.append(_Node(x, 2, "bottleneck", x.shape[-1]))
-
-        outgoing = [0] * len(nodes)
-        outputs_by_level = {}
-        for index, spec in enumerate(specs):
-            number = index + 1
-            filters = int(FILTER_SIZE_MAP[spec.level] * filter_size_scale)
-            parents = []
-            for slot, offset in enumerate(spec.input_offsets):
-                parents.append(
-                    resample(
-                        nodes[offset],
-                        spec.level,
-                        filters,
-                        spec.block_fn,
-                        f"scale_permuted_block_{number}_input{slot}",
-                    )
-                )
-                outgoing[offset] += 1
-            if spec.is_output:
-                # Blocks of this level and width that no block reads join the output.
-                for offset, node in enumerate(nodes):
-                    if (
-                        outgoing[offset] == 0
-                        and node.level == spec.level
-                        and node.channels == parents[0].shape[-1]
-                    ):
-                        parents.append(node.tensor)
-                        outgoing[offset] += 1
-            x = keras.layers.Add(name=f"scale_permuted_block_{number}_sum")(parents)
-            x = get_activation(activation)(x)
-            drop_rate = init_stochastic_depth_rate * number / len(specs) or None
-            x = block_group(x, filters, spec.block_fn, drop_rate, f"scale_permuted_block_{number}")
-            nodes.append(_Node(x, spec.level, spec.block_fn, x.shape[-1]))
-            outgoing.append(0)
-            if spec.is_output:
-                outputs_by_level[spec.level] = x
-
-        endpoints = {}
-        for level in range(min_level, max_level + 1):
-            x = conv(outputs_by_level[level], endpoints_num_filters, 1, 1, f"endpoint_{level}_conv")
-            endpoints[str(level)] = get_activation(activation)(norm(x, f"endpoint_{level}_norm"))
+            stem.append(Node(x, 2, "bottleneck"))
+        outputs_by_level = build_scale_permuted_blocks(
+            stem,
+            specs,
+            levels=[spec.level for spec in specs],
+            filters=[int(FILTER_SIZE_MAP[spec.level] * filter_size_scale) for spec in specs],
+            resample=resample,
+            block_group=block_group,
+            activation=activation,
+            init_stochastic_depth_rate=init_stochastic_depth_rate,
+        )
+        endpoints = build_endpoints(
+            outputs_by_level, min_level, max_level, endpoints_num_filters, layers
+        )
 
         super().__init__(
             inputs=inputs,

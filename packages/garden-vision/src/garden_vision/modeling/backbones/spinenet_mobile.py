@@ -39,6 +39,13 @@ from garden_core.config import ConfigError
 from garden_vision.configs.backbones import SpineNetMobile as SpineNetMobileConfig
 from garden_vision.configs.common import NormActivation
 from garden_vision.modeling.backbones.backbone import Backbone
+from garden_vision.modeling.backbones.scale_permuted import (
+    ConvNormLayers,
+    Node,
+    build_endpoints,
+    build_scale_permuted_blocks,
+    check_settings,
+)
 from garden_vision.modeling.backbones.spinenet import (
     BlockSpec,
     build_block_specs,
@@ -48,7 +55,6 @@ from garden_vision.modeling.backbones.spinenet import (
     serialize_block_specs,
 )
 from garden_vision.modeling.layers.mobile_blocks import InvertedBottleneckBlock
-from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
 from garden_vision.modeling.layers.resampling import upsampling_layer
 from garden_vision.modeling.serialization import serialize_initializer
 
@@ -173,19 +179,16 @@ class SpineNetMobile(Backbone):
             num_stem_blocks=_NUM_STEM_BLOCKS,
             where=f"{name} `block_specs`",
         )
-        for argument, value in (
-            ("endpoints_num_filters", endpoints_num_filters),
-            ("block_repeats", block_repeats),
-            ("filter_size_scale", filter_size_scale),
-            ("expand_ratio", expand_ratio),
-        ):
-            if value <= 0:
-                raise ConfigError(f"{name} `{argument}` = {value!r} must be > 0")
-        if not 0.0 <= init_stochastic_depth_rate < 1.0:
-            raise ConfigError(
-                f"{name} `init_stochastic_depth_rate` = {init_stochastic_depth_rate!r} "
-                "must be in [0, 1)"
-            )
+        check_settings(
+            name,
+            {
+                "endpoints_num_filters": endpoints_num_filters,
+                "block_repeats": block_repeats,
+                "filter_size_scale": filter_size_scale,
+                "expand_ratio": expand_ratio,
+            },
+            init_stochastic_depth_rate,
+        )
         if max_level not in FILTER_SIZE_MAP:
             raise ConfigError(
                 f"{name} `max_level` = {max_level!r}: levels up to {max(FILTER_SIZE_MAP)} "
@@ -206,29 +209,19 @@ class SpineNetMobile(Backbone):
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
         initializer = serialize_initializer(kernel_initializer)
+        layers = ConvNormLayers(
+            kernel_initializer=initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activation=activation,
+            use_sync_bn=use_sync_bn,
+            norm_momentum=norm_momentum,
+            norm_epsilon=norm_epsilon,
+        )
 
-        def conv(x, filters: int, kernel_size: int, strides: int, layer_name: str):
-            return keras.layers.Conv2D(
-                filters,
-                kernel_size,
-                strides=strides,
-                padding="same",
-                use_bias=False,
-                kernel_initializer=initializer,
-                kernel_regularizer=kernel_regularizer,
-                bias_regularizer=bias_regularizer,
-                name=layer_name,
-            )(x)
-
-        def norm(x, layer_name: str):
-            return batch_norm(
-                momentum=norm_momentum,
-                epsilon=norm_epsilon,
-                synchronized=use_sync_bn,
-                name=layer_name,
-            )(x)
-
-        def block_group(x, filters: int, strides: int, drop_rate: float | None, group: str):
+        def block_group(
+            x, filters: int, block_fn: str, drop_rate: float | None, group: str, strides: int = 1
+        ):
             for repeat in range(int(block_repeats)):
                 x = InvertedBottleneckBlock(
                     in_filters=x.shape[-1],
@@ -238,20 +231,14 @@ class SpineNetMobile(Backbone):
                     se_ratio=se_ratio,
                     se_gating_activation="hard_sigmoid",
                     stochastic_depth_drop_rate=drop_rate,
-                    kernel_initializer=initializer,
-                    kernel_regularizer=kernel_regularizer,
-                    bias_regularizer=bias_regularizer,
-                    activation=activation,
-                    use_sync_bn=use_sync_bn,
-                    norm_momentum=norm_momentum,
-                    norm_epsilon=norm_epsilon,
                     name=f"{group}_{repeat}",
+                    **layers.block_arguments(),
                 )(x)
             return x
 
-        def resample(tensor, source_level: int, level: int, filters: int, prefix: str):
-            x = tensor
-            for step in range(level - source_level):
+        def resample(node: Node, level: int, filters: int, block_fn: str, prefix: str):
+            x = node.tensor
+            for step in range(level - node.level):
                 x = keras.layers.DepthwiseConv2D(
                     3,
                     strides=2,
@@ -260,66 +247,37 @@ class SpineNetMobile(Backbone):
                     depthwise_initializer=initializer,
                     name=f"{prefix}_down{step}_conv",
                 )(x)
-                x = get_activation(activation)(norm(x, f"{prefix}_down{step}_norm"))
-            if source_level > level:
+                x = layers.norm_activation(x, f"{prefix}_down{step}_norm")
+            if node.level > level:
                 x = upsampling_layer(
-                    2 ** (source_level - level),
+                    2 ** (node.level - level),
                     use_keras_layer=use_keras_upsampling_2d,
                     name=f"{prefix}_up",
                 )(x)
-            x = conv(x, filters, 1, 1, f"{prefix}_conv")
-            return norm(x, f"{prefix}_norm")
+            x = layers.conv(x, filters, 1, 1, f"{prefix}_conv")
+            return layers.norm(x, f"{prefix}_norm")
 
         inputs = keras.Input(shape=tuple(shape[1:]), batch_size=shape[0])
-        x = conv(inputs, int(FILTER_SIZE_MAP[0] * filter_size_scale), 3, 2, "stem_conv")
-        x = get_activation(activation)(norm(x, "stem_norm"))
-        nodes: list[tuple[Any, int]] = []  # (tensor, level)
+        stem_filters = int(FILTER_SIZE_MAP[0] * filter_size_scale)
+        x = layers.conv_norm_activation(inputs, stem_filters, 3, 2, "stem")
+        stem = []
         for index, stride in enumerate((1, 2)):
             filters = int(FILTER_SIZE_MAP[index + 1] * filter_size_scale)
-            x = block_group(x, filters, stride, None, f"stem_block_{index + 1}")
-            nodes.append((x, index + 1))
-
-        outgoing = [0] * len(nodes)
-        outputs_by_level = {}
-        for index, (spec, level) in enumerate(zip(specs, levels, strict=True)):
-            number = index + 1
-            filters = int(FILTER_SIZE_MAP[level] * filter_size_scale)
-            parents = []
-            for slot, offset in enumerate(spec.input_offsets):
-                tensor, source_level = nodes[offset]
-                parents.append(
-                    resample(
-                        tensor,
-                        source_level,
-                        level,
-                        filters,
-                        f"scale_permuted_block_{number}_input{slot}",
-                    )
-                )
-                outgoing[offset] += 1
-            if spec.is_output:
-                # Blocks of this level and width that no block reads join the output.
-                for offset, (tensor, source_level) in enumerate(nodes):
-                    if (
-                        outgoing[offset] == 0
-                        and source_level == level
-                        and tensor.shape[-1] == filters
-                    ):
-                        parents.append(tensor)
-                        outgoing[offset] += 1
-            x = keras.layers.Add(name=f"scale_permuted_block_{number}_sum")(parents)
-            x = get_activation(activation)(x)
-            drop_rate = init_stochastic_depth_rate * number / len(specs) or None
-            x = block_group(x, filters, 1, drop_rate, f"scale_permuted_block_{number}")
-            nodes.append((x, level))
-            outgoing.append(0)
-            if spec.is_output:
-                outputs_by_level[level] = x
-
-        endpoints = {}
-        for level in range(min_level, max_level + 1):
-            x = conv(outputs_by_level[level], endpoints_num_filters, 1, 1, f"endpoint_{level}_conv")
-            endpoints[str(level)] = get_activation(activation)(norm(x, f"endpoint_{level}_norm"))
+            x = block_group(x, filters, "mbconv", None, f"stem_block_{index + 1}", stride)
+            stem.append(Node(x, index + 1, "mbconv"))
+        outputs_by_level = build_scale_permuted_blocks(
+            stem,
+            specs,
+            levels=levels,
+            filters=[int(FILTER_SIZE_MAP[level] * filter_size_scale) for level in levels],
+            resample=resample,
+            block_group=block_group,
+            activation=activation,
+            init_stochastic_depth_rate=init_stochastic_depth_rate,
+        )
+        endpoints = build_endpoints(
+            outputs_by_level, min_level, max_level, endpoints_num_filters, layers
+        )
 
         super().__init__(
             inputs=inputs,

@@ -18,12 +18,13 @@ The output is a dict of levels `"min_level"` ... `"max_level"`, each `[batch, H 
 W / 2**level, num_filters]`. `build_fpn` builds it from a `configs.decoders.FPN` config and
 is registered as the `fpn` decoder.
 
-The helpers `feature_inputs`, `numeric_levels` and `check_pyramid_sizes` are shared with
-`nasfpn`.
+The helpers `feature_inputs`, `numeric_levels` and `check_pyramid_sizes`, the layer
+factory `PyramidLayers` and the base class `PyramidDecoder` are shared with `nasfpn`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,8 +119,115 @@ def feature_inputs(specs: Mapping[str, Sequence[int | None]]) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class PyramidLayers:
+    """Builds a pyramid decoder's convolutions and batch normalizations.
+
+    Attributes:
+      num_filters: Channels of every convolution.
+      use_separable_conv: Depthwise-separable convolutions instead of regular ones.
+      kernel_initializer: Initializer of the convolution kernels (serialized).
+      kernel_regularizer: Regularizer of the convolution kernels, or None.
+      bias_regularizer: Regularizer of the convolution biases, or None.
+      use_sync_bn: Synchronize batch statistics across replicas.
+      norm_momentum: Momentum of the batch-normalization moving averages.
+      norm_epsilon: Epsilon of batch normalization.
+    """
+
+    num_filters: int
+    use_separable_conv: bool
+    kernel_initializer: Any
+    kernel_regularizer: keras.regularizers.Regularizer | None
+    bias_regularizer: keras.regularizers.Regularizer | None
+    use_sync_bn: bool
+    norm_momentum: float
+    norm_epsilon: float
+
+    def conv(self, x, kernel_size: int, name: str, strides: int = 1):
+        """A "same"-padded convolution with bias to `num_filters` channels, named `name`."""
+        common = {
+            "filters": self.num_filters,
+            "kernel_size": kernel_size,
+            "strides": strides,
+            "padding": "same",
+            "bias_initializer": "zeros",
+            "bias_regularizer": self.bias_regularizer,
+            "name": name,
+        }
+        if self.use_separable_conv:
+            return keras.layers.SeparableConv2D(
+                depthwise_initializer=self.kernel_initializer,
+                pointwise_initializer=self.kernel_initializer,
+                depthwise_regularizer=self.kernel_regularizer,
+                pointwise_regularizer=self.kernel_regularizer,
+                **common,
+            )(x)
+        return keras.layers.Conv2D(
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            **common,
+        )(x)
+
+    def norm(self, x, name: str):
+        """Batch normalization, named `name`."""
+        return batch_norm(
+            momentum=self.norm_momentum,
+            epsilon=self.norm_epsilon,
+            synchronized=self.use_sync_bn,
+            name=name,
+        )(x)
+
+
+class PyramidDecoder(keras.Model):
+    """A functional model from a backbone's dict of features to levels, like `FPN`.
+
+    What `FPN` and `NASFPN` share: `output_specs`, and serialization from the constructor
+    arguments, which a subclass passes as `config` when it ends its `__init__` with
+    `super().__init__(inputs=inputs, outputs=outputs, config=arguments, **kwargs)`.
+    `get_config` returns them after `keras.Model`'s own, with `input_specs` as lists and
+    regularizers serialized (initializers and block specs are passed serialized);
+    `from_config` calls the constructor with them.
+
+    Args:
+      inputs: The dict of `keras.Input`s (see `feature_inputs`).
+      outputs: The dict of output tensors, keyed by level.
+      config: The subclass's constructor arguments (without `name`, `trainable`, `dtype`).
+      **kwargs: Passed to `keras.Model` (e.g. `name`).
+    """
+
+    def __init__(
+        self,
+        inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        config: Mapping[str, Any],
+        **kwargs: Any,
+    ):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._output_specs = {key: tuple(value.shape) for key, value in outputs.items()}
+        self._decoder_config = dict(config)
+
+    @property
+    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
+        """Output level -> the shape of that output, batch dimension (None) first."""
+        return dict(self._output_specs)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        for key, value in self._decoder_config.items():
+            if key == "input_specs":
+                value = {level: list(shape) for level, shape in value.items()}
+            elif key.endswith("_regularizer"):
+                value = serialize_regularizer(value)
+            config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> PyramidDecoder:
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="garden_vision")
-class FPN(keras.Model):
+class FPN(PyramidDecoder):
     """A feature pyramid on a backbone's levels, with extra coarser levels up to `max_level`.
 
     Called on the backbone's dict of features (the keys of `input_specs`); returns levels
@@ -202,32 +310,20 @@ class FPN(keras.Model):
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
         initializer = serialize_initializer(kernel_initializer)
-
-        def conv(x, kernel_size: int, strides: int, layer_name: str):
-            common = {
-                "filters": num_filters,
-                "kernel_size": kernel_size,
-                "strides": strides,
-                "padding": "same",
-                "bias_initializer": "zeros",
-                "bias_regularizer": bias_regularizer,
-                "name": layer_name,
-            }
-            if use_separable_conv:
-                return keras.layers.SeparableConv2D(
-                    depthwise_initializer=initializer,
-                    pointwise_initializer=initializer,
-                    depthwise_regularizer=kernel_regularizer,
-                    pointwise_regularizer=kernel_regularizer,
-                    **common,
-                )(x)
-            return keras.layers.Conv2D(
-                kernel_initializer=initializer, kernel_regularizer=kernel_regularizer, **common
-            )(x)
+        layers = PyramidLayers(
+            num_filters=num_filters,
+            use_separable_conv=use_separable_conv,
+            kernel_initializer=initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            use_sync_bn=use_sync_bn,
+            norm_momentum=norm_momentum,
+            norm_epsilon=norm_epsilon,
+        )
 
         inputs = feature_inputs(specs)
         laterals = {
-            level: conv(inputs[str(level)], 1, 1, f"lateral_{level}")
+            level: layers.conv(inputs[str(level)], 1, f"lateral_{level}")
             for level in range(min_level, backbone_max_level + 1)
         }
         feats = {backbone_max_level: laterals[backbone_max_level]}
@@ -242,24 +338,38 @@ class FPN(keras.Model):
                     [upsampled, laterals[level]]
                 )
         for level in range(min_level, backbone_max_level + 1):
-            feats[level] = conv(feats[level], 3, 1, f"post_hoc_{level}")
+            feats[level] = layers.conv(feats[level], 3, f"post_hoc_{level}")
         for level in range(backbone_max_level + 1, max_level + 1):
             x = feats[level - 1]
             if level > backbone_max_level + 1:
                 x = get_activation(activation, name=f"coarser_{level}_activation")(x)
-            feats[level] = conv(x, 3, 2, f"coarser_{level}")
+            feats[level] = layers.conv(x, 3, f"coarser_{level}", strides=2)
         outputs = {
-            str(level): batch_norm(
-                momentum=norm_momentum,
-                epsilon=norm_epsilon,
-                synchronized=use_sync_bn,
-                name=f"norm_{level}",
-            )(feats[level])
+            str(level): layers.norm(feats[level], f"norm_{level}")
             for level in range(min_level, max_level + 1)
         }
 
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self._output_specs = {key: tuple(value.shape) for key, value in outputs.items()}
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            config={
+                "input_specs": specs,
+                "min_level": min_level,
+                "max_level": max_level,
+                "num_filters": num_filters,
+                "fusion_type": fusion_type,
+                "use_separable_conv": use_separable_conv,
+                "use_keras_layer": use_keras_layer,
+                "activation": activation,
+                "use_sync_bn": use_sync_bn,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "kernel_initializer": initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "bias_regularizer": bias_regularizer,
+            },
+            **kwargs,
+        )
         self.input_specs = specs
         self.min_level = min_level
         self.max_level = max_level
@@ -274,34 +384,6 @@ class FPN(keras.Model):
         self.kernel_initializer = initializer
         self.kernel_regularizer = kernel_regularizer
         self.bias_regularizer = bias_regularizer
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Output level -> the shape of that output, batch dimension (None) first."""
-        return dict(self._output_specs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "input_specs": {key: list(shape) for key, shape in self.input_specs.items()},
-            "min_level": self.min_level,
-            "max_level": self.max_level,
-            "num_filters": self.num_filters,
-            "fusion_type": self.fusion_type,
-            "use_separable_conv": self.use_separable_conv,
-            "use_keras_layer": self.use_keras_layer,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> FPN:
-        return cls(**config)
 
 
 _DEFAULTS = FPNConfig()

@@ -33,17 +33,16 @@ from garden_core.config import ConfigError
 from garden_vision.configs.common import NormActivation
 from garden_vision.configs.decoders import NASFPN as NASFPNConfig
 from garden_vision.modeling.decoders.fpn import (
+    PyramidDecoder,
+    PyramidLayers,
     check_pyramid_sizes,
     feature_inputs,
     normalize_input_specs,
     numeric_levels,
 )
-from garden_vision.modeling.layers.nn_layers import batch_norm, get_activation
+from garden_vision.modeling.layers.nn_layers import get_activation
 from garden_vision.modeling.layers.resampling import NearestUpsampling
-from garden_vision.modeling.serialization import (
-    serialize_initializer,
-    serialize_regularizer,
-)
+from garden_vision.modeling.serialization import serialize_initializer
 
 # The searched cell, as Model Garden writes it: (level, combine_fn, (input_offset0,
 # input_offset1), is_output). Offsets count from the cell's inputs (levels min_level ...
@@ -141,7 +140,7 @@ def _global_attention(coarse, fine):
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class NASFPN(keras.Model):
+class NASFPN(PyramidDecoder):
     """NAS-FPN: the searched pyramid cell stacked `num_repeats` times on a backbone's levels.
 
     Called on the backbone's dict of features (the keys of `input_specs`); returns levels
@@ -220,35 +219,16 @@ class NASFPN(keras.Model):
         kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         bias_regularizer = keras.regularizers.get(bias_regularizer)
         initializer = serialize_initializer(kernel_initializer)
-
-        def conv(x, kernel_size: int, layer_name: str):
-            common = {
-                "filters": num_filters,
-                "kernel_size": kernel_size,
-                "padding": "same",
-                "bias_initializer": "zeros",
-                "bias_regularizer": bias_regularizer,
-                "name": layer_name,
-            }
-            if use_separable_conv:
-                return keras.layers.SeparableConv2D(
-                    depthwise_initializer=initializer,
-                    pointwise_initializer=initializer,
-                    depthwise_regularizer=kernel_regularizer,
-                    pointwise_regularizer=kernel_regularizer,
-                    **common,
-                )(x)
-            return keras.layers.Conv2D(
-                kernel_initializer=initializer, kernel_regularizer=kernel_regularizer, **common
-            )(x)
-
-        def norm(x, layer_name: str):
-            return batch_norm(
-                momentum=norm_momentum,
-                epsilon=norm_epsilon,
-                synchronized=use_sync_bn,
-                name=layer_name,
-            )(x)
+        layers = PyramidLayers(
+            num_filters=num_filters,
+            use_separable_conv=use_separable_conv,
+            kernel_initializer=initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            use_sync_bn=use_sync_bn,
+            norm_momentum=norm_momentum,
+            norm_epsilon=norm_epsilon,
+        )
 
         def resample(x, source_level: int, level: int, layer_name: str):
             if source_level < level:
@@ -266,7 +246,7 @@ class NASFPN(keras.Model):
             if str(level) in inputs:
                 x = inputs[str(level)]
                 if x.shape[-1] != num_filters:
-                    x = norm(conv(x, 1, f"input_{level}_conv"), f"input_{level}_norm")
+                    x = layers.norm(layers.conv(x, 1, f"input_{level}_conv"), f"input_{level}_norm")
                 else:
                     # Cast to the compute dtype, as every other path does through a layer.
                     x = keras.layers.Identity(name=f"input_{level}_identity")(x)
@@ -299,7 +279,7 @@ class NASFPN(keras.Model):
                             outgoing[offset] += 1
                             x = x + feat
                 x = get_activation(activation, name=f"{prefix}_activation")(x)
-                x = norm(conv(x, 3, f"{prefix}_conv"), f"{prefix}_norm")
+                x = layers.norm(layers.conv(x, 3, f"{prefix}_conv"), f"{prefix}_norm")
                 feats.append(x)
                 feat_levels.append(spec.level)
                 outgoing.append(0)
@@ -309,8 +289,29 @@ class NASFPN(keras.Model):
             str(level): feats[index] for index, level in enumerate(range(min_level, max_level + 1))
         }
 
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self._output_specs = {key: tuple(value.shape) for key, value in outputs.items()}
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            config={
+                "input_specs": specs,
+                "min_level": min_level,
+                "max_level": max_level,
+                "block_specs": [
+                    [s.level, s.combine_fn, list(s.input_offsets), s.is_output] for s in cell
+                ],
+                "num_filters": num_filters,
+                "num_repeats": num_repeats,
+                "use_separable_conv": use_separable_conv,
+                "activation": activation,
+                "use_sync_bn": use_sync_bn,
+                "norm_momentum": norm_momentum,
+                "norm_epsilon": norm_epsilon,
+                "kernel_initializer": initializer,
+                "kernel_regularizer": kernel_regularizer,
+                "bias_regularizer": bias_regularizer,
+            },
+            **kwargs,
+        )
         self.input_specs = specs
         self.min_level = min_level
         self.max_level = max_level
@@ -325,37 +326,6 @@ class NASFPN(keras.Model):
         self.kernel_initializer = initializer
         self.kernel_regularizer = kernel_regularizer
         self.bias_regularizer = bias_regularizer
-
-    @property
-    def output_specs(self) -> dict[str, tuple[int | None, ...]]:
-        """Output level -> the shape of that output, batch dimension (None) first."""
-        return dict(self._output_specs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "input_specs": {key: list(shape) for key, shape in self.input_specs.items()},
-            "min_level": self.min_level,
-            "max_level": self.max_level,
-            "block_specs": [
-                [s.level, s.combine_fn, list(s.input_offsets), s.is_output]
-                for s in self.block_specs
-            ],
-            "num_filters": self.num_filters,
-            "num_repeats": self.num_repeats,
-            "use_separable_conv": self.use_separable_conv,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_initializer": self.kernel_initializer,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> NASFPN:
-        return cls(**config)
 
 
 _DEFAULTS = NASFPNConfig()
