@@ -37,11 +37,9 @@ def iou(boxes_1: tf.Tensor, boxes_2: tf.Tensor) -> tf.Tensor:
     """Pairwise IoU `[N, M]` (or `[batch, N, M]`); 0 wherever boxes do not intersect."""
     intersections = intersection(boxes_1, boxes_2)
     unions = area(boxes_1)[..., :, None] + area(boxes_2)[..., None, :] - intersections
-    return tf.where(
-        intersections > 0.0,
-        tf.math.divide_no_nan(intersections, unions),
-        tf.zeros_like(intersections),
-    )
+    # Boxes that do not intersect have an intersection of 0, hence an IoU of 0, and
+    # `divide_no_nan` gives 0 for an empty union (padding), so no masking pass is needed.
+    return tf.math.divide_no_nan(intersections, unions)
 
 
 class IouSimilarity:
