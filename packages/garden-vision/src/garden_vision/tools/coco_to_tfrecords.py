@@ -45,7 +45,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import posixpath
 import struct
 import sys
 import warnings
@@ -56,6 +55,13 @@ import numpy as np
 import tensorflow as tf
 
 from garden_orbit.utils import atomic_write
+from garden_vision.tools.tfrecord_shards import join as _join
+from garden_vision.tools.tfrecord_shards import one_line as _one_line
+from garden_vision.tools.tfrecord_shards import (
+    prepare_output_prefix,
+    shard_path,
+    warn_stale_shards,
+)
 
 BBOX_OUTSIDE_IMAGE: tuple[str, ...] = ("error", "clip", "skip")
 """Values of `--bbox_outside_image`: what a box reaching past the image does."""
@@ -136,16 +142,6 @@ class WriteSummary:
     num_crowd: int
     num_skipped_images: int
     num_skipped_annotations: int
-
-
-def _one_line(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def _join(directory: str, name: str) -> str:
-    return name if not directory else directory.rstrip("/") + "/" + name
 
 
 def _is_int(value: Any) -> bool:
@@ -545,31 +541,6 @@ def make_example(
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def shard_path(output_prefix: str, index: int, num_shards: int) -> str:
-    """The path of shard `index` of `num_shards`: `PREFIX-00000-of-00004.tfrecord`."""
-    return f"{output_prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
-
-
-def _check_output_prefix(output_prefix: str) -> None:
-    if not output_prefix or output_prefix.endswith(("/", "\\")):
-        raise CocoToTfrecordsError(
-            f"--output_prefix {output_prefix!r} must end in a file-name prefix, e.g. OUT/val"
-        )
-    directory = posixpath.dirname(output_prefix)
-    if directory:
-        if tf.io.gfile.exists(directory) and not tf.io.gfile.isdir(directory):
-            raise CocoToTfrecordsError(
-                f"--output_prefix {output_prefix!r}: {directory!r} is a file, not a directory"
-            )
-        try:
-            tf.io.gfile.makedirs(directory)
-        except (tf.errors.OpError, OSError) as error:
-            raise CocoToTfrecordsError(
-                f"--output_prefix {output_prefix!r}: cannot create {directory!r}: "
-                f"{_one_line(error)}"
-            ) from None
-
-
 def write_tfrecords(
     annotation_file: str,
     image_dir: str,
@@ -624,7 +595,7 @@ def write_tfrecords(
         raise CocoToTfrecordsError(
             f"--num_shards {num_shards} is more than the {len(kept)} images to write"
         )
-    _check_output_prefix(output_prefix)
+    prepare_output_prefix(output_prefix, CocoToTfrecordsError, "OUT/val")
     finals = [shard_path(output_prefix, k, num_shards) for k in range(num_shards)]
     where = f"{annotation_file!r}: "
     writing = ""
@@ -655,14 +626,6 @@ def write_tfrecords(
         num_skipped_images=len(images) - len(kept),
         num_skipped_annotations=skipped_annotations,
     )
-
-
-def _stale_shards(output_prefix: str, shards: Sequence[str]) -> list[str]:
-    pattern = f"{output_prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
-    try:
-        return sorted(set(tf.io.gfile.glob(pattern)) - set(shards))
-    except tf.errors.OpError:
-        return []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -735,14 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CocoToTfrecordsError as error:
         print(f"{_PROG}: error: {error}", file=sys.stderr)
         return 1
-    stale = _stale_shards(args.output_prefix, summary.shards)
-    if stale:
-        print(
-            f"{_PROG}: warning: {len(stale)} shards of an earlier run with another "
-            f"--num_shards remain beside the new ones (e.g. {stale[0]!r}); remove them "
-            "before reading with a glob",
-            file=sys.stderr,
-        )
+    warn_stale_shards(_PROG, args.output_prefix, summary.shards)
     skipped = []
     if summary.num_skipped_images:
         skipped.append(f"{summary.num_skipped_images} images without annotations")

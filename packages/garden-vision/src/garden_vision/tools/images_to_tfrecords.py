@@ -45,6 +45,13 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from garden_orbit.utils import atomic_write
+from garden_vision.tools.tfrecord_shards import join as _join
+from garden_vision.tools.tfrecord_shards import one_line as _one_line
+from garden_vision.tools.tfrecord_shards import (
+    prepare_output_prefix,
+    shard_path,
+    warn_stale_shards,
+)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 """File-name endings (matched case-insensitively) that are read as images."""
@@ -101,16 +108,6 @@ class WriteSummary:
     class_names: list[str]
     num_images: int
     num_skipped: int
-
-
-def _one_line(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def _join(directory: str, name: str) -> str:
-    return name if not directory else directory.rstrip("/") + "/" + name
 
 
 def _visible(name: str) -> bool:
@@ -249,32 +246,6 @@ def make_example(
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def shard_path(output_prefix: str, index: int, num_shards: int) -> str:
-    """The path of shard `index` of `num_shards`: `PREFIX-00000-of-00004.tfrecord`."""
-    return f"{output_prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
-
-
-def _check_output_prefix(output_prefix: str) -> str:
-    if not output_prefix or output_prefix.endswith(("/", "\\")):
-        raise ImagesToTfrecordsError(
-            f"--output_prefix {output_prefix!r} must end in a file-name prefix, e.g. OUT/train"
-        )
-    directory = posixpath.dirname(output_prefix)
-    if directory:
-        if tf.io.gfile.exists(directory) and not tf.io.gfile.isdir(directory):
-            raise ImagesToTfrecordsError(
-                f"--output_prefix {output_prefix!r}: {directory!r} is a file, not a directory"
-            )
-        try:
-            tf.io.gfile.makedirs(directory)
-        except (tf.errors.OpError, OSError) as error:
-            raise ImagesToTfrecordsError(
-                f"--output_prefix {output_prefix!r}: cannot create {directory!r}: "
-                f"{_one_line(error)}"
-            ) from None
-    return directory
-
-
 def write_tfrecords(
     image_dir: str,
     output_prefix: str,
@@ -313,7 +284,7 @@ def write_tfrecords(
         raise ImagesToTfrecordsError(
             f"--num_shards {num_shards} is more than the {len(images)} images in {image_dir!r}"
         )
-    directory = _check_output_prefix(output_prefix)
+    directory = prepare_output_prefix(output_prefix, ImagesToTfrecordsError, "OUT/train")
     if label_file is None:
         label_file = _join(directory, "labels.txt")
 
@@ -357,14 +328,6 @@ def write_tfrecords(
         num_images=len(images),
         num_skipped=skipped,
     )
-
-
-def _stale_shards(output_prefix: str, shards: Sequence[str]) -> list[str]:
-    pattern = f"{output_prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].tfrecord"
-    try:
-        return sorted(set(tf.io.gfile.glob(pattern)) - set(shards))
-    except tf.errors.OpError:
-        return []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -423,14 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImagesToTfrecordsError as error:
         print(f"{_PROG}: error: {error}", file=sys.stderr)
         return 1
-    stale = _stale_shards(args.output_prefix, summary.shards)
-    if stale:
-        print(
-            f"{_PROG}: warning: {len(stale)} shards of an earlier run with another "
-            f"--num_shards remain beside the new ones (e.g. {stale[0]!r}); remove them "
-            "before reading with a glob",
-            file=sys.stderr,
-        )
+    warn_stale_shards(_PROG, args.output_prefix, summary.shards)
     skipped = f"; skipped {summary.num_skipped} non-image files" if summary.num_skipped else ""
     print(
         f"wrote {summary.num_images} images of {len(summary.class_names)} classes into "
