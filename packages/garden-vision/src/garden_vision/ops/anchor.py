@@ -257,6 +257,77 @@ class AnchorLabeler:
             force_match_for_each_col=True,
         )
 
+    def _box_targets(
+        self, gt_boxes: tf.Tensor, flat_anchors: tf.Tensor, match_indices: tf.Tensor
+    ) -> tf.Tensor:
+        """`[num_anchors, 4]` encodings of each anchor's matched box (`box_ops.encode_boxes`).
+
+        The Faster R-CNN coder, `[(cy - acy) / ah, (cx - acx) / aw, log(h / ah),
+        log(w / aw)]` times the coder weights, computed as differences of per-box and
+        per-anchor terms: the box terms (centers, log sizes) for the few ground-truth
+        boxes, gathered per anchor, and the anchor terms once, in NumPy, when the anchors
+        are constants (as `Anchor`'s are). Like Model Garden's coder, 1e-8 is added to every
+        side so that an empty ground-truth box still encodes to finite values.
+        """
+        epsilon = box_ops.EPSILON
+        weights = (
+            np.asarray(box_ops._weights(self.box_coder_weights), np.float32)
+            if self.box_coder_weights
+            else np.ones([4], np.float32)
+        )
+        static = tf.get_static_value(flat_anchors)
+        if static is not None:
+            ymin, xmin, ymax, xmax = (static[:, i].astype(np.float64) for i in range(4))
+            height, width = ymax - ymin + epsilon, xmax - xmin + epsilon
+            anchor_terms = [
+                tf.constant(values.astype(np.float32))
+                for values in (
+                    (ymin + ymax) / 2.0,
+                    (xmin + xmax) / 2.0,
+                    weights[0] / height,
+                    weights[1] / width,
+                    np.log(height),
+                    np.log(width),
+                )
+            ]
+        else:
+            ymin, xmin, ymax, xmax = tf.unstack(flat_anchors, 4, axis=-1)
+            height, width = ymax - ymin + epsilon, xmax - xmin + epsilon
+            anchor_terms = [
+                (ymin + ymax) / 2.0,
+                (xmin + xmax) / 2.0,
+                weights[0] / height,
+                weights[1] / width,
+                tf.math.log(height),
+                tf.math.log(width),
+            ]
+        center_y, center_x, scale_y, scale_x, log_height, log_width = anchor_terms
+        # Per ground-truth box; an image without boxes gathers from one zero box (every
+        # anchor is then negative and its targets are zeroed by the caller).
+        boxes = tf.concat([gt_boxes, tf.zeros([1, 4], gt_boxes.dtype)], axis=0)
+        gymin, gxmin, gymax, gxmax = tf.unstack(boxes, 4, axis=-1)
+        box_terms = tf.stack(
+            [
+                (gymin + gymax) / 2.0,
+                (gxmin + gxmax) / 2.0,
+                tf.math.log(gymax - gymin + epsilon),
+                tf.math.log(gxmax - gxmin + epsilon),
+            ],
+            axis=-1,
+        )
+        indices = tf.where(match_indices >= 0, match_indices, tf.shape(gt_boxes)[0])
+        matched = tf.gather(box_terms, indices)
+        box_y, box_x, box_log_height, box_log_width = tf.unstack(matched, 4, axis=-1)
+        return tf.stack(
+            [
+                (box_y - center_y) * scale_y,
+                (box_x - center_x) * scale_x,
+                (box_log_height - log_height) * weights[2],
+                (box_log_width - log_width) * weights[3],
+            ],
+            axis=-1,
+        )
+
     def label_anchors(
         self,
         anchor_boxes: Mapping[str, tf.Tensor],
@@ -299,12 +370,7 @@ class AnchorLabeler:
         ignored = indicators == -2
 
         cls_targets = self.target_gather(gt_labels, match_indices, ~positive, -1)
-        matched_boxes = self.target_gather(gt_boxes, match_indices, ~positive[:, None], 0.0)
-        # Like Model Garden's box coder, 1e-8 is added to the sides so that an empty
-        # ground-truth box still encodes to finite values.
-        box_targets = box_ops._encode(
-            matched_boxes, flat_anchors, self.box_coder_weights, epsilon=box_ops.EPSILON
-        )
+        box_targets = self._box_targets(gt_boxes, flat_anchors, match_indices)
         box_targets = tf.where(positive[:, None], box_targets, tf.zeros_like(box_targets))
 
         att_targets = {}
