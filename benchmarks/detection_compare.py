@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--warmup_steps", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--input_batch_size", type=int, default=8)
-    parser.add_argument("--input_epochs", type=int, default=1)
+    parser.add_argument("--input_epochs", type=int, default=3)
     parser.add_argument("--records", type=int, default=256, help="TFRecords for `input`.")
     parser.add_argument("--coco_images", type=int, default=400, help="Images for `coco_eval`.")
     parser.add_argument("--coco_batch_size", type=int, default=8)
