@@ -572,109 +572,111 @@ def _coco_trainer(
     )
 
 
-def retinanet_resnetfpn_coco() -> ExperimentConfig:
-    """RetinaNet ResNet-50-FPN on COCO at 640x640 (Lin et al., 2017; Model Garden's recipe)."""
+def _coco_experiment(
+    model: RetinaNet,
+    *,
+    mixed_precision_dtype: str,
+    aug_scale: tuple[float, float],
+    l2_weight_decay: float,
+    epochs: int,
+    decay_epochs: tuple[int, int],
+    warmup_steps: int,
+    **task_fields,
+) -> ExperimentConfig:
+    """A COCO RetinaNet recipe: 91 classes, levels 3-7, batches of 256 (training) and 8,
+    flips and scale jitter in `aug_scale`, evaluation against `instances_val2017.json`."""
     train_batch_size, eval_batch_size = 256, 8
     train, validation = _coco_data(
         train_batch_size,
         eval_batch_size,
-        Parser(aug_rand_hflip=True, aug_scale_min=0.8, aug_scale_max=1.2),
+        Parser(aug_rand_hflip=True, aug_scale_min=aug_scale[0], aug_scale_max=aug_scale[1]),
     )
+    model.num_classes = 91
+    model.min_level, model.max_level = 3, 7
     return ExperimentConfig(
-        runtime=RuntimeConfig(mixed_precision_dtype="bfloat16"),
+        runtime=RuntimeConfig(mixed_precision_dtype=mixed_precision_dtype),
         task=RetinaNetTask(
-            init_checkpoint="gs://cloud-tpu-checkpoints/vision-2.0/resnet50_imagenet/ckpt-28080",
-            init_checkpoint_modules="backbone",
             annotation_file=os.path.join(COCO_INPUT_PATH_BASE, "instances_val2017.json"),
-            model=RetinaNet(
-                num_classes=91,
-                input_size=[640, 640, 3],
-                norm_activation=common.NormActivation(use_sync_bn=False),
-                min_level=3,
-                max_level=7,
-            ),
-            losses=Losses(l2_weight_decay=1e-4),
+            model=model,
+            losses=Losses(l2_weight_decay=l2_weight_decay),
             train_data=train,
             validation_data=validation,
+            **task_fields,
         ),
-        trainer=_coco_trainer(train_batch_size, eval_batch_size, 72, (57, 67), 500),
+        trainer=_coco_trainer(
+            train_batch_size, eval_batch_size, epochs, decay_epochs, warmup_steps
+        ),
+    )
+
+
+def retinanet_resnetfpn_coco() -> ExperimentConfig:
+    """RetinaNet ResNet-50-FPN on COCO at 640x640 (Lin et al., 2017; Model Garden's recipe)."""
+    return _coco_experiment(
+        RetinaNet(
+            input_size=[640, 640, 3],
+            norm_activation=common.NormActivation(use_sync_bn=False),
+        ),
+        mixed_precision_dtype="bfloat16",
+        aug_scale=(0.8, 1.2),
+        l2_weight_decay=1e-4,
+        epochs=72,
+        decay_epochs=(57, 67),
+        warmup_steps=500,
+        init_checkpoint="gs://cloud-tpu-checkpoints/vision-2.0/resnet50_imagenet/ckpt-28080",
+        init_checkpoint_modules="backbone",
     )
 
 
 def retinanet_spinenet_coco() -> ExperimentConfig:
     """RetinaNet SpineNet-49 on COCO at 640x640 (Du et al., 2020; Model Garden's recipe)."""
-    train_batch_size, eval_batch_size = 256, 8
-    input_size = 640
-    train, validation = _coco_data(
-        train_batch_size,
-        eval_batch_size,
-        Parser(aug_rand_hflip=True, aug_scale_min=0.1, aug_scale_max=2.0),
-    )
-    return ExperimentConfig(
-        runtime=RuntimeConfig(mixed_precision_dtype="float32"),
-        task=RetinaNetTask(
-            annotation_file=os.path.join(COCO_INPUT_PATH_BASE, "instances_val2017.json"),
-            model=RetinaNet(
-                backbone=backbones.Backbone(
-                    type="spinenet",
-                    spinenet=backbones.SpineNet(
-                        model_id="49", stochastic_depth_drop_rate=0.2, min_level=3, max_level=7
-                    ),
+    return _coco_experiment(
+        RetinaNet(
+            backbone=backbones.Backbone(
+                type="spinenet",
+                spinenet=backbones.SpineNet(
+                    model_id="49", stochastic_depth_drop_rate=0.2, min_level=3, max_level=7
                 ),
-                decoder=decoders.Decoder(type="identity", identity=decoders.Identity()),
-                anchor=Anchor(anchor_size=3),
-                norm_activation=common.NormActivation(use_sync_bn=True, activation="swish"),
-                num_classes=91,
-                input_size=[input_size, input_size, 3],
-                min_level=3,
-                max_level=7,
             ),
-            losses=Losses(l2_weight_decay=4e-5),
-            train_data=train,
-            validation_data=validation,
+            decoder=decoders.Decoder(type="identity", identity=decoders.Identity()),
+            anchor=Anchor(anchor_size=3),
+            norm_activation=common.NormActivation(use_sync_bn=True, activation="swish"),
+            input_size=[640, 640, 3],
         ),
-        trainer=_coco_trainer(train_batch_size, eval_batch_size, 500, (475, 490), 2000),
+        mixed_precision_dtype="float32",
+        aug_scale=(0.1, 2.0),
+        l2_weight_decay=4e-5,
+        epochs=500,
+        decay_epochs=(475, 490),
+        warmup_steps=2000,
     )
 
 
 def retinanet_mobile_coco() -> ExperimentConfig:
     """Mobile RetinaNet: SpineNet-Mobile-49 on COCO at 384x384 (Model Garden's recipe)."""
-    train_batch_size, eval_batch_size = 256, 8
-    input_size = 384
-    train, validation = _coco_data(
-        train_batch_size,
-        eval_batch_size,
-        Parser(aug_rand_hflip=True, aug_scale_min=0.1, aug_scale_max=2.0),
-    )
-    return ExperimentConfig(
-        runtime=RuntimeConfig(mixed_precision_dtype="float32"),
-        task=RetinaNetTask(
-            annotation_file=os.path.join(COCO_INPUT_PATH_BASE, "instances_val2017.json"),
-            model=RetinaNet(
-                backbone=backbones.Backbone(
-                    type="spinenet_mobile",
-                    spinenet_mobile=backbones.SpineNetMobile(
-                        model_id="49",
-                        stochastic_depth_drop_rate=0.2,
-                        min_level=3,
-                        max_level=7,
-                        use_keras_upsampling_2d=False,
-                    ),
+    return _coco_experiment(
+        RetinaNet(
+            backbone=backbones.Backbone(
+                type="spinenet_mobile",
+                spinenet_mobile=backbones.SpineNetMobile(
+                    model_id="49",
+                    stochastic_depth_drop_rate=0.2,
+                    min_level=3,
+                    max_level=7,
+                    use_keras_upsampling_2d=False,
                 ),
-                decoder=decoders.Decoder(type="identity", identity=decoders.Identity()),
-                head=RetinaNetHead(num_filters=48, use_separable_conv=True),
-                anchor=Anchor(anchor_size=3),
-                norm_activation=common.NormActivation(use_sync_bn=True, activation="swish"),
-                num_classes=91,
-                input_size=[input_size, input_size, 3],
-                min_level=3,
-                max_level=7,
             ),
-            losses=Losses(l2_weight_decay=3e-5),
-            train_data=train,
-            validation_data=validation,
+            decoder=decoders.Decoder(type="identity", identity=decoders.Identity()),
+            head=RetinaNetHead(num_filters=48, use_separable_conv=True),
+            anchor=Anchor(anchor_size=3),
+            norm_activation=common.NormActivation(use_sync_bn=True, activation="swish"),
+            input_size=[384, 384, 3],
         ),
-        trainer=_coco_trainer(train_batch_size, eval_batch_size, 600, (575, 590), 2000),
+        mixed_precision_dtype="float32",
+        aug_scale=(0.1, 2.0),
+        l2_weight_decay=3e-5,
+        epochs=600,
+        decay_epochs=(575, 590),
+        warmup_steps=2000,
     )
 
 
