@@ -31,6 +31,8 @@ same data and prints the ratio table. What is measured:
   prefetch; images/s and images per CPU-second after a warm-up pass. The record holds the
   first batch's keys, shapes and dtypes (the driver requires the keys and shapes to agree
   and lists dtypes that differ: Garden's class targets are int32, Model Garden's int64).
+  Then the first 16 records are parsed in evaluation mode (no random flip or jitter) and
+  written to `input_check_<library>.npz` for the driver to compare the values.
 - `coco_eval`: each library's `COCOEvaluator` (ground truth from `update_state`, no
   annotation file) over the same generated ground truth and predictions
   (`coco_eval.npz`), fed in batches of tensors (as evaluation steps give them); the time
@@ -494,15 +496,17 @@ def _parser_settings() -> dict:
 def _garden_input():
     from garden_vision.dataloaders import retinanet_input, tf_example_decoder
 
-    parser = retinanet_input.Parser(**_parser_settings())
-    return tf_example_decoder.TfExampleDecoder().decode, parser.parse_fn(is_training=True)
+    return tf_example_decoder.TfExampleDecoder().decode, retinanet_input.Parser(
+        **_parser_settings()
+    )
 
 
 def _tfm_input():
     from official.vision.dataloaders import retinanet_input, tf_example_decoder
 
-    parser = retinanet_input.Parser(**_parser_settings())
-    return tf_example_decoder.TfExampleDecoder().decode, parser.parse_fn(is_training=True)
+    return tf_example_decoder.TfExampleDecoder().decode, retinanet_input.Parser(
+        **_parser_settings()
+    )
 
 
 def _signature(structure, prefix: str = "") -> dict[str, tuple[list[int], str]]:
@@ -522,7 +526,8 @@ def _signature(structure, prefix: str = "") -> dict[str, tuple[list[int], str]]:
 def input_pipeline(library: str, data: str, batch_size: int, epochs: int) -> None:
     import tensorflow as tf
 
-    decode, parse = _garden_input() if library == "garden" else _tfm_input()
+    decode, parser = _garden_input() if library == "garden" else _tfm_input()
+    parse = parser.parse_fn(is_training=True)
     files = sorted(glob.glob(os.path.join(data, RECORD_PATTERN)))
     if not files:
         _fail(f"no {RECORD_PATTERN} files in {data}: run `make-data {data} --only input` first")
@@ -543,14 +548,60 @@ def input_pipeline(library: str, data: str, batch_size: int, epochs: int) -> Non
         for images, _ in dataset:
             count += int(images.shape[0])
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    _write_input_check(library, data, files, decode, parser.parse_fn(is_training=False))
     _emit(
         what="input",
         library=library,
+        data=data,
         images=count,
         images_per_second=count / elapsed,
         images_per_cpu_second=count / cpu,
         shapes={path: shape for path, (shape, _) in signature.items()},
         dtypes={path: dtype for path, (_, dtype) in signature.items()},
+    )
+
+
+#: Evaluation-mode (deterministic) outputs the driver compares between the sides.
+INPUT_CHECK_FILE = "input_check_{library}.npz"
+INPUT_CHECK_RECORDS = 16
+INPUT_CHECK_KEYS = (
+    "image_info",
+    "cls_targets",
+    "box_targets",
+    "anchor_boxes",
+    "cls_weights",
+    "box_weights",
+)
+
+
+def _write_input_check(library: str, data: str, files, decode, parse) -> None:
+    """Writes the evaluation-mode parse of the first records (no random augmentation).
+
+    The training pipeline's flips and scale jitter are random, so the sides' training
+    batches cannot be compared; their deterministic evaluation parse (the same resize,
+    padding, normalization and anchor labeling, without jitter) can.
+    """
+    import tensorflow as tf
+
+    def flat(levels):
+        return tf.concat([tf.reshape(levels[key], [-1]) for key in sorted(levels)], axis=0)
+
+    def check(record):
+        image, labels = parse(decode(record))
+        result = {"image": image}
+        for key in INPUT_CHECK_KEYS:
+            value = labels[key]
+            result[key] = tf.cast(flat(value) if isinstance(value, dict) else value, tf.float32)
+        return result
+
+    dataset = tf.data.TFRecordDataset(files).take(INPUT_CHECK_RECORDS).map(check)
+    arrays: dict[str, list[np.ndarray]] = {}
+    for result in dataset:
+        for key, value in result.items():
+            arrays.setdefault(key, []).append(value.numpy())
+    np.savez(
+        os.path.join(data, INPUT_CHECK_FILE.format(library=library)),
+        **{key: np.stack(values) for key, values in arrays.items()},
     )
 
 

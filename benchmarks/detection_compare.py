@@ -12,7 +12,8 @@ agree, or the script exits with status 1 naming the difference:
 - `train`: the same trainable-parameter count, 34,091,159 as counted by hand
   (`EXPECTED_PARAMETERS`); each side's first loss must be finite;
 - `input`: the same keys and shapes in a batch of images and labels (dtypes that differ
-  are listed: Garden's class targets are int32, Model Garden's int64);
+  are listed: Garden's class targets are int32, Model Garden's int64), and the same values
+  (within `INPUT_TOLERANCE`) in both sides' evaluation-mode parse of the first records;
 - `coco_eval`: every COCO metric (`AP`, `AP50`, ..., `ARl`) within 1e-6.
 """
 
@@ -26,9 +27,11 @@ import tempfile
 
 import compare_lib
 import detection_bench
+import numpy as np
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detection_bench.py")
 METRIC_TOLERANCE = 1e-6
+INPUT_TOLERANCE = 1e-4
 
 
 def _run(python: str, *args: str) -> dict:
@@ -87,6 +90,43 @@ def _check_input(records: dict[str, dict]) -> None:
     garden, tfm = records["garden"]["dtypes"], records["tfm"]["dtypes"]
     for key in sorted(key for key in garden if garden[key] != tfm[key]):
         print(f"  dtype of {key}: Garden {garden[key]}, Model Garden {tfm[key]}")
+    _check_input_values(records["garden"]["data"])
+
+
+def _check_input_values(data: str) -> None:
+    """Compares the sides' evaluation-mode parse of the same records (no randomness)."""
+    garden, tfm = (
+        np.load(os.path.join(data, detection_bench.INPUT_CHECK_FILE.format(library=library)))
+        for library in ("garden", "tfm")
+    )
+    # Box targets are compared where they are trained (positive anchors, box weight > 0):
+    # Model Garden encodes a zero box for the others, Garden writes zeros; both weigh 0.
+    positive = np.repeat(tfm["box_weights"] > 0, 4, axis=-1)
+    differences = {
+        "image": np.abs(garden["image"] - tfm["image"]).max(),
+        "image_info": np.abs(garden["image_info"] - tfm["image_info"]).max(),
+        "anchor_boxes": np.abs(garden["anchor_boxes"] - tfm["anchor_boxes"]).max(),
+        "cls_targets": np.abs(garden["cls_targets"] - tfm["cls_targets"]).max(),
+        "cls_weights": np.abs(garden["cls_weights"] - tfm["cls_weights"]).max(),
+        "box_weights": np.abs(garden["box_weights"] - tfm["box_weights"]).max(),
+        "box_targets (positive anchors)": np.abs(
+            garden["box_targets"][positive] - tfm["box_targets"][positive]
+        ).max(),
+    }
+    failed = [
+        f"{key}: {value:.3g}" for key, value in differences.items() if value > INPUT_TOLERANCE
+    ]
+    if failed:
+        sys.exit(
+            "detection_compare.py: FAILED, the evaluation-mode parse of the same records "
+            f"differs by more than {INPUT_TOLERANCE} (largest absolute difference):\n  "
+            + "\n  ".join(failed)
+        )
+    print(
+        f"Evaluation-mode parse of {len(tfm['image'])} records: images, image_info, anchors, "
+        f"class targets, weights and the box targets of {int(positive.sum()) // 4} positive "
+        f"anchors agree (largest difference {max(differences.values()):.2g})."
+    )
 
 
 def _check_coco(records: dict[str, dict]) -> None:

@@ -6,10 +6,10 @@ import pytest
 
 from garden_core.config import ConfigError, OptimizationConfig
 from garden_core.optimization import LAMB, LARS, AdamWeightDecay, build_optimizer
-from garden_core.optimization.optimizers import Adam
+from garden_core.optimization.optimizers import SGD, Adam
 
 KERAS_CLASSES = {
-    "sgd": keras.optimizers.SGD,
+    "sgd": SGD,
     "adam": Adam,
     "adamw": AdamWeightDecay,
     "lamb": LAMB,
@@ -197,8 +197,40 @@ def test_adam_with_the_fused_kernel_matches_keras_over_steps(kind):
     assert not np.allclose(mine.numpy(), start)
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_with_the_fused_momentum_kernel_matches_keras_over_steps(nesterov):
+    import tensorflow as tf
+
+    config = _config(optimizer={"type": "sgd", "sgd": {"momentum": 0.9, "nesterov": nesterov}})
+    fused, probe = build_optimizer(config), build_optimizer(config)
+    variable = keras.Variable(np.zeros(4, "float32"))
+    traced = tf.function(lambda: probe.apply_gradients([(tf.ones(4), variable)]))
+    graph_ops = {op.type for op in traced.get_concrete_function().graph.get_operations()}
+    assert "ResourceApplyKerasMomentum" in graph_ops
+    reference = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=nesterov)
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(3, 4)).astype("float32")
+    mine, theirs = keras.Variable(start), keras.Variable(start)
+    embedding, reference_embedding = keras.Variable(start), keras.Variable(start)
+    for _ in range(4):
+        gradient = rng.normal(size=(3, 4)).astype("float32")
+        rows = tf.IndexedSlices(tf.constant(gradient[:2]), tf.constant([0, 2]), [3, 4])
+        fused.apply_gradients([(tf.constant(gradient), mine), (rows, embedding)])
+        reference.apply_gradients([(tf.constant(gradient), theirs), (rows, reference_embedding)])
+    # By hand for the dense weight: v = 0.9 v - 0.1 g; w += v (or w += 0.9 v - 0.1 g).
+    rng = np.random.default_rng(1)
+    weight, velocity = rng.normal(size=(3, 4)), np.zeros((3, 4))
+    for _ in range(4):
+        gradient = rng.normal(size=(3, 4)).astype("float32")
+        velocity = 0.9 * velocity - 0.1 * gradient
+        weight += 0.9 * velocity - 0.1 * gradient if nesterov else velocity
+    np.testing.assert_allclose(mine.numpy(), weight, atol=1e-5)
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-6)
+    np.testing.assert_allclose(embedding.numpy(), reference_embedding.numpy(), atol=1e-6)
+
+
 # Runs in a fresh interpreter: logical devices must be configured before TF initialises.
-_MIRRORED_ADAM = """
+_MIRRORED_FUSED = """
 import keras
 import numpy as np
 import tensorflow as tf
@@ -209,7 +241,7 @@ from garden_core.config import OptimizationConfig
 from garden_core.optimization import build_optimizer
 
 config = OptimizationConfig()
-config.override({"optimizer": {"type": "adam"},
+config.override({"optimizer": {"type": "KIND", "sgd": {"momentum": 0.9}},
                  "learning_rate": {"type": "constant", "constant": {"learning_rate": 0.1}}})
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 start = np.arange(4, dtype="float32")
@@ -227,19 +259,29 @@ def step():
 
 step()
 reference = keras.Variable(start)
-keras.optimizers.Adam(learning_rate=0.1).apply_gradients([(tf.fill([4], 3.0), reference)])
+if "KIND" == "adam":
+    keras.optimizers.Adam(learning_rate=0.1).apply_gradients([(tf.fill([4], 3.0), reference)])
+else:
+    keras.optimizers.SGD(learning_rate=0.1, momentum=0.9).apply_gradients(
+        [(tf.fill([4], 3.0), reference)]
+    )
+assert not np.allclose(reference.numpy(), start)
 for component in variable.value.values:
     np.testing.assert_allclose(component.numpy(), reference.numpy(), atol=1e-6)
 print("replicas", len(variable.value.values))
 """
 
 
-def test_fused_adam_updates_every_replica_under_mirrored_strategy():
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_fused_optimizers_update_every_replica_under_mirrored_strategy(kind):
     import subprocess
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", _MIRRORED_ADAM], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _MIRRORED_FUSED.replace("KIND", kind)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout

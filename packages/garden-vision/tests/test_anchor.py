@@ -158,3 +158,81 @@ def test_labeler_in_a_dataset_with_unknown_box_count():
     assert box_w_a.numpy().sum() == 2.0
     np.testing.assert_array_equal(cls_b, -1)
     np.testing.assert_array_equal(cls_w_b, 1.0)
+
+
+def _numpy_labels(anchors, boxes, classes, weights, attributes, match, unmatched):
+    """RetinaNet labeling written out in NumPy from its definition (Lin et al., 2017)."""
+    num_anchors = len(anchors)
+    cls_targets = np.full(num_anchors, -1)
+    box_targets = np.zeros([num_anchors, 4])
+    att_targets = np.zeros([num_anchors, attributes.shape[1]])
+    cls_weights, box_weights = np.ones(num_anchors), np.zeros(num_anchors)
+    if not len(boxes):
+        return cls_targets, box_targets, att_targets, cls_weights, box_weights
+    top, bottom = (
+        np.maximum(anchors[:, None, 0], boxes[:, 0]),
+        np.minimum(anchors[:, None, 2], boxes[:, 2]),
+    )
+    left, right = (
+        np.maximum(anchors[:, None, 1], boxes[:, 1]),
+        np.minimum(anchors[:, None, 3], boxes[:, 3]),
+    )
+    inter = np.maximum(bottom - top, 0) * np.maximum(right - left, 0)
+    areas = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+    iou = inter / (areas(anchors)[:, None] + areas(boxes) - inter)
+    best, best_iou = iou.argmax(1), iou.max(1)
+    positive, ignored = best_iou >= match, (best_iou >= unmatched) & (best_iou < match)
+    for column in reversed(range(len(boxes))):  # the lowest box wins a shared anchor
+        row = iou[:, column].argmax()
+        best[row], positive[row], ignored[row] = column, True, False
+    for row in np.flatnonzero(positive):
+        box, a = boxes[best[row]], anchors[row]
+        ah, aw = a[2] - a[0] + 1e-8, a[3] - a[1] + 1e-8
+        bh, bw = box[2] - box[0] + 1e-8, box[3] - box[1] + 1e-8
+        box_targets[row] = [
+            ((box[0] + box[2]) - (a[0] + a[2])) / 2 / ah,
+            ((box[1] + box[3]) - (a[1] + a[3])) / 2 / aw,
+            np.log(bh / ah),
+            np.log(bw / aw),
+        ]
+        cls_targets[row], att_targets[row] = classes[best[row]], attributes[best[row]]
+        box_weights[row] = cls_weights[row] = weights[best[row]]
+    cls_weights[ignored] = 0.0
+    return cls_targets, box_targets, att_targets, cls_weights, box_weights
+
+
+def test_labeler_matches_a_numpy_reference_on_random_images():
+    # Random boxes on a 128 x 128 image, with repeated boxes (ties between boxes and between
+    # forced matches), attributes, box weights and an image without boxes.
+    anchor_boxes = anchor_lib.Anchor(3, 5, 2, [0.5, 1.0, 2.0], 3.0, [128, 128]).multilevel_boxes
+    flat = np.concatenate([np.reshape(boxes, [-1, 4]) for boxes in anchor_boxes.values()])
+    labeler = anchor_lib.AnchorLabeler(0.5, 0.4)
+    rng = np.random.default_rng(7)
+    for count in [0, 1, 3, 6, 6, 9]:
+        corners = rng.uniform(0, 110, [count, 2])
+        boxes = np.concatenate([corners, corners + rng.uniform(3, 60, [count, 2])], 1)
+        boxes = np.float32(np.minimum(boxes[:, [0, 1, 2, 3]], 128))
+        if count > 2:
+            boxes[2] = boxes[1]
+        classes = rng.integers(1, 20, count)
+        weights = np.float32(rng.uniform(0.5, 2.0, count))
+        attributes = np.float32(rng.normal(size=[count, 2]))
+        expected = _numpy_labels(flat, boxes, classes, weights, attributes, 0.5, 0.4)
+        cls_targets, box_targets, att_targets, cls_weights, box_weights = labeler.label_anchors(
+            anchor_boxes,
+            tf.constant(boxes.reshape(-1, 4)),
+            tf.constant(classes, tf.int32),
+            {"depth": tf.constant(attributes.reshape(-1, 2))},
+            gt_weights=tf.constant(weights),
+        )
+        flatten = lambda levels: np.concatenate(  # noqa: E731
+            [
+                np.reshape(levels[level], [len(np.reshape(anchor_boxes[level], [-1, 4])), -1])
+                for level in levels
+            ]
+        )
+        np.testing.assert_array_equal(flatten(cls_targets)[:, 0], expected[0])
+        np.testing.assert_allclose(flatten(box_targets), expected[1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(flatten(att_targets["depth"]), expected[2], rtol=1e-6)
+        np.testing.assert_allclose(cls_weights, expected[3], rtol=1e-6)
+        np.testing.assert_allclose(box_weights, expected[4], rtol=1e-6)

@@ -106,6 +106,39 @@ def test_matcher_in_graph_with_unknown_sizes():
     np.testing.assert_array_equal(indicators, [-1, -1, -1])
 
 
+def _numpy_match(similarity, thresholds, indicators):
+    """Reference matcher: each row's best column, thresholded, then forced matches."""
+    best = similarity.argmax(axis=1)
+    values = similarity.max(axis=1)
+    edges = [-np.inf, *thresholds, np.inf]
+    labels = np.zeros(len(best), np.int32)
+    for indicator, low, high in zip(indicators, edges[:-1], edges[1:]):
+        labels[(values >= low) & (values < high)] = indicator
+    # Columns in descending order so that the lowest column claiming a row is written last.
+    for column in reversed(range(similarity.shape[1])):
+        if similarity[:, column].max() >= 0:
+            row = similarity[:, column].argmax()
+            best[row], labels[row] = column, indicators[-1]
+    return best, labels
+
+
+def test_transposed_layout_matches_the_same_as_rows_by_columns():
+    # Quantized similarities make ties (equal best values, columns claiming the same row);
+    # -1 columns are masked padding that must never be forced.
+    rng = np.random.default_rng(3)
+    matcher = BoxMatcher([0.4, 0.5], [-1, -2, 1], force_match_for_each_col=True)
+    for trial in range(20):
+        similarity = np.round(rng.uniform(0.0, 0.7, [40, 6]), 1).astype(np.float32)
+        similarity[:, 4 + trial % 2 :] = -1.0
+        expected = _numpy_match(similarity, [0.4, 0.5], [-1, -2, 1])
+        rows_first = matcher(tf.constant(similarity))
+        columns_first = matcher(tf.constant(similarity.T), transposed=True)
+        batched = matcher(tf.constant(np.stack([similarity.T, similarity.T])), transposed=True)
+        for columns, labels in (rows_first, columns_first, (batched[0][1], batched[1][1])):
+            np.testing.assert_array_equal(columns, expected[0])
+            np.testing.assert_array_equal(labels, expected[1])
+
+
 def test_target_gather_unbatched_batched_and_empty():
     gather = TargetGather()
     labels = tf.constant([[10.0, 11.0], [20.0, 21.0], [30.0, 31.0]])

@@ -63,6 +63,25 @@ def test_normalize_image_custom_statistics_and_float_dtype_kept():
     np.testing.assert_allclose(out.numpy().astype(np.float32), 1.0)
 
 
+@pytest.mark.parametrize("shape", [(5, 7, 3), (2, 3, 6, 3), (4, 4, 1)])
+def test_normalize_image_per_channel_on_any_layout_matches_numpy(shape):
+    # Distinct statistics per channel on non-square images, batched and single-channel: the
+    # row-wise arithmetic must pair every value with its own channel's statistics.
+    channels = shape[-1]
+    offset = tuple(10.0 * (index + 1) for index in range(channels))
+    scale = tuple(2.0 + index for index in range(channels))
+    pixels = np.random.default_rng(len(shape)).integers(0, 256, shape).astype(np.uint8)
+    expected = (pixels.astype(np.float32) - np.float32(offset)) / np.float32(scale)
+    eager = preprocess_ops.normalize_image(tf.constant(pixels), offset=offset, scale=scale)
+    assert eager.shape == shape
+    np.testing.assert_allclose(eager, expected, rtol=1e-6)
+    unknown = tf.function(
+        lambda image: preprocess_ops.normalize_image(image, offset=offset, scale=scale),
+        input_signature=[tf.TensorSpec([None] * len(shape), tf.uint8)],
+    )
+    np.testing.assert_allclose(unknown(tf.constant(pixels)), expected, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------
 # random_crop_image
 # ----------------------------------------------------------------------------------------------

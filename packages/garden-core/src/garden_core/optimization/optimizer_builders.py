@@ -32,7 +32,7 @@ from garden_core.config.optimization import (
     RMSPropConfig,
     SGDConfig,
 )
-from garden_core.optimization.optimizers import LAMB, LARS, Adam, AdamWeightDecay
+from garden_core.optimization.optimizers import LAMB, LARS, SGD, Adam, AdamWeightDecay
 from garden_core.plugins import SettingError
 
 LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
@@ -63,10 +63,10 @@ def sgd(
     clipvalue: float | None,
     global_clipnorm: float | None,
 ) -> keras.optimizers.Optimizer:
-    """Keras' SGD with (Nesterov) momentum; Model Garden's `decay` must stay 0."""
+    """Keras' SGD with (Nesterov) momentum (fused kernel); Model Garden's `decay` must stay 0."""
     del name
     _unsupported("decay", decay, 0.0, "use a learning-rate schedule")
-    return keras.optimizers.SGD(
+    return SGD(
         learning_rate=learning_rate,
         momentum=momentum,
         nesterov=nesterov,

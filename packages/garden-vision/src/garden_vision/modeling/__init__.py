@@ -8,6 +8,7 @@
 - `classification_model`, `retinanet_model`, `factory`: the task models and
   `factory.build_classification_model` / `factory.build_retinanet`, which build them from
   their configs.
+- `regularizers`: `L2`, the weight-decay regularizer the factories give every kernel.
 
 Submodules are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -24,6 +25,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "heads": ".heads",
         "layers": ".layers",
         "models": ".models",
+        "regularizers": ".regularizers",
         "retinanet_model": ".retinanet_model",
     },
 )

@@ -24,6 +24,7 @@ from garden_vision.configs import decoders as decoder_configs
 from garden_vision.configs import retinanet as retinanet_configs
 from garden_vision.configs.image_classification import ImageClassificationModel
 from garden_vision.configs.retinanet import RetinaNet
+from garden_vision.modeling import regularizers
 from garden_vision.modeling.backbones.factory import build_backbone
 from garden_vision.modeling.classification_model import ClassificationModel, _head_features
 from garden_vision.modeling.decoders.factory import build_decoder
@@ -37,7 +38,7 @@ CLASSIFICATION_HEAD = "classification"
 
 def l2_regularizer(l2_weight_decay: float) -> keras.regularizers.Regularizer | None:
     """Kernel regularization for an L2 weight decay (Model Garden: `l2(decay / 2)`)."""
-    return keras.regularizers.L2(l2_weight_decay / 2.0) if l2_weight_decay else None
+    return regularizers.L2(l2_weight_decay / 2.0) if l2_weight_decay else None
 
 
 def build_classification_model(

@@ -26,7 +26,6 @@ import tensorflow as tf
 from garden_vision.ops import box_ops
 from garden_vision.ops.box_matcher import BoxMatcher
 from garden_vision.ops.iou_similarity import IouSimilarity
-from garden_vision.ops.target_gather import TargetGather
 
 __all__ = [
     "Anchor",
@@ -250,7 +249,6 @@ class AnchorLabeler:
         self.unmatched_threshold = unmatched_threshold
         self.box_coder_weights = list(box_coder_weights) if box_coder_weights else None
         self.similarity_calc = IouSimilarity()
-        self.target_gather = TargetGather()
         self.matcher = BoxMatcher(
             thresholds=[unmatched_threshold, match_threshold],
             indicators=[-1, -2, 1],
@@ -258,16 +256,16 @@ class AnchorLabeler:
         )
 
     def _box_targets(
-        self, gt_boxes: tf.Tensor, flat_anchors: tf.Tensor, match_indices: tf.Tensor
+        self, gt_boxes: tf.Tensor, flat_anchors: tf.Tensor, anchor_ids: tf.Tensor, box_ids
     ) -> tf.Tensor:
-        """`[num_anchors, 4]` encodings of each anchor's matched box (`box_ops.encode_boxes`).
+        """`[K, 4]` encodings of boxes `box_ids` relative to anchors `anchor_ids`.
 
-        The Faster R-CNN coder, `[(cy - acy) / ah, (cx - acx) / aw, log(h / ah),
-        log(w / aw)]` times the coder weights, computed as differences of per-box and
-        per-anchor terms: the box terms (centers, log sizes) for the few ground-truth
-        boxes, gathered per anchor, and the anchor terms once, in NumPy, when the anchors
-        are constants (as `Anchor`'s are). Like Model Garden's coder, 1e-8 is added to every
-        side so that an empty ground-truth box still encodes to finite values.
+        The Faster R-CNN coder (`box_ops.encode_boxes`), `[(cy - acy) / ah, (cx - acx) / aw,
+        log(h / ah), log(w / aw)]` times the coder weights, computed as differences of
+        per-box and per-anchor terms; the anchor terms are computed once, in NumPy, when
+        the anchors are constants (as `Anchor`'s are). Like Model Garden's coder, 1e-8 is
+        added to every side so that an empty ground-truth box still encodes to finite
+        values.
         """
         epsilon = box_ops.EPSILON
         weights = (
@@ -279,33 +277,36 @@ class AnchorLabeler:
         if static is not None:
             ymin, xmin, ymax, xmax = (static[:, i].astype(np.float64) for i in range(4))
             height, width = ymax - ymin + epsilon, xmax - xmin + epsilon
-            anchor_terms = [
-                tf.constant(values.astype(np.float32))
-                for values in (
-                    (ymin + ymax) / 2.0,
-                    (xmin + xmax) / 2.0,
+            offsets = np.stack(
+                [(ymin + ymax) / 2.0, (xmin + xmax) / 2.0, np.log(height), np.log(width)], -1
+            )
+            scales = np.stack(
+                [
                     weights[0] / height,
                     weights[1] / width,
-                    np.log(height),
-                    np.log(width),
-                )
-            ]
+                    np.full_like(height, weights[2]),
+                    np.full_like(width, weights[3]),
+                ],
+                -1,
+            )
+            offsets, scales = tf.constant(offsets, tf.float32), tf.constant(scales, tf.float32)
         else:
             ymin, xmin, ymax, xmax = tf.unstack(flat_anchors, 4, axis=-1)
             height, width = ymax - ymin + epsilon, xmax - xmin + epsilon
-            anchor_terms = [
-                (ymin + ymax) / 2.0,
-                (xmin + xmax) / 2.0,
-                weights[0] / height,
-                weights[1] / width,
-                tf.math.log(height),
-                tf.math.log(width),
-            ]
-        center_y, center_x, scale_y, scale_x, log_height, log_width = anchor_terms
-        # Per ground-truth box; an image without boxes gathers from one zero box (every
-        # anchor is then negative and its targets are zeroed by the caller).
-        boxes = tf.concat([gt_boxes, tf.zeros([1, 4], gt_boxes.dtype)], axis=0)
-        gymin, gxmin, gymax, gxmax = tf.unstack(boxes, 4, axis=-1)
+            offsets = tf.stack(
+                [(ymin + ymax) / 2.0, (xmin + xmax) / 2.0, tf.math.log(height), tf.math.log(width)],
+                -1,
+            )
+            scales = tf.stack(
+                [
+                    weights[0] / height,
+                    weights[1] / width,
+                    tf.fill(tf.shape(height), weights[2]),
+                    tf.fill(tf.shape(width), weights[3]),
+                ],
+                -1,
+            )
+        gymin, gxmin, gymax, gxmax = tf.unstack(gt_boxes, 4, axis=-1)
         box_terms = tf.stack(
             [
                 (gymin + gymax) / 2.0,
@@ -315,17 +316,8 @@ class AnchorLabeler:
             ],
             axis=-1,
         )
-        indices = tf.where(match_indices >= 0, match_indices, tf.shape(gt_boxes)[0])
-        matched = tf.gather(box_terms, indices)
-        box_y, box_x, box_log_height, box_log_width = tf.unstack(matched, 4, axis=-1)
-        return tf.stack(
-            [
-                (box_y - center_y) * scale_y,
-                (box_x - center_x) * scale_x,
-                (box_log_height - log_height) * weights[2],
-                (box_log_width - log_width) * weights[3],
-            ],
-            axis=-1,
+        return (tf.gather(box_terms, box_ids) - tf.gather(offsets, anchor_ids)) * tf.gather(
+            scales, anchor_ids
         )
 
     def label_anchors(
@@ -364,30 +356,53 @@ class AnchorLabeler:
         flat_anchors = tf.cast(flat_anchors, tf.float32)
         gt_boxes = tf.reshape(tf.cast(gt_boxes, tf.float32), [-1, 4])
         gt_labels = tf.reshape(tf.cast(gt_labels, tf.int32), [-1])
-        similarity = self.similarity_calc(flat_anchors, gt_boxes)
-        match_indices, indicators = self.matcher(similarity)
-        positive = indicators == 1
-        ignored = indicators == -2
+        # [num_boxes, num_anchors]: the layout in which IoU and matching run along the
+        # long axis (several times faster than [num_anchors, num_boxes]).
+        similarity = self.similarity_calc(gt_boxes, flat_anchors)
+        match_indices, indicators = self.matcher(similarity, transposed=True)
+        positive = tf.equal(indicators, 1)
+        ignored = tf.equal(indicators, -2)
+        num_anchors = (
+            tf.constant([flat_anchors.shape[0]])
+            if flat_anchors.shape[0] is not None
+            else tf.shape(flat_anchors)[:1]
+        )
 
-        cls_targets = self.target_gather(gt_labels, match_indices, ~positive, -1)
-        box_targets = self._box_targets(gt_boxes, flat_anchors, match_indices)
-        box_targets = tf.where(positive[:, None], box_targets, tf.zeros_like(box_targets))
+        # Only positive anchors get a class, box or attribute target: those are computed for
+        # the positives alone (tens to hundreds of anchors) and scattered into the defaults
+        # (-1 classes, zero boxes and attributes).
+        anchor_ids = tf.cast(tf.where(positive)[:, 0], tf.int32)
+        box_ids = tf.gather(match_indices, anchor_ids)
+        scatter_ids = anchor_ids[:, None]
+        cls_targets = tf.scatter_nd(scatter_ids, tf.gather(gt_labels, box_ids) + 1, num_anchors) - 1
+        box_targets = tf.scatter_nd(
+            scatter_ids,
+            self._box_targets(gt_boxes, flat_anchors, anchor_ids, box_ids),
+            tf.concat([num_anchors, [4]], axis=0),
+        )
 
         att_targets = {}
         for name, values in (gt_attributes or {}).items():
             values = tf.cast(values, tf.float32)
             if values.shape.rank == 1:
                 values = values[:, None]
-            gathered = self.target_gather(values, match_indices, ~positive[:, None], 0.0)
+            gathered = tf.scatter_nd(
+                scatter_ids,
+                tf.gather(values, box_ids),
+                tf.concat([num_anchors, tf.shape(values)[1:]], axis=0),
+            )
             att_targets[name] = unpack_targets(gathered, anchor_boxes)
 
         if gt_weights is None:
-            gt_weights = tf.ones_like(gt_labels, dtype=tf.float32)
-        matched_weights = self.target_gather(
-            tf.reshape(tf.cast(gt_weights, tf.float32), [-1]), match_indices, ~positive, 1.0
-        )
-        box_weights = tf.where(positive, matched_weights, tf.zeros_like(matched_weights))
-        cls_weights = tf.where(ignored, tf.zeros_like(matched_weights), matched_weights)
+            box_weights = tf.cast(positive, tf.float32)
+        else:
+            box_weights = tf.scatter_nd(
+                scatter_ids,
+                tf.gather(tf.reshape(tf.cast(gt_weights, tf.float32), [-1]), box_ids),
+                num_anchors,
+            )
+        # Negatives weigh 1 and ignored anchors 0; positives take their box's weight.
+        cls_weights = tf.where(positive, box_weights, 1.0 - tf.cast(ignored, tf.float32))
 
         return (
             unpack_targets(cls_targets, anchor_boxes),

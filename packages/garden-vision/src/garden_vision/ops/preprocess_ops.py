@@ -87,7 +87,20 @@ def normalize_image(
             image = tf.cast(image, tf.float32)
         offset = tf.constant(offset, dtype=image.dtype)
         scale = tf.constant(scale, dtype=image.dtype)
-        return (image - offset) / scale
+        channels = image.shape[-1] if image.shape.rank else None
+        if channels is None or image.shape.rank < 2 or channels != offset.shape[0]:
+            return (image - offset) / scale
+        # Broadcasting a `[channels]` vector over `[..., width, channels]` runs an inner loop
+        # of `channels` values per pixel, several times slower than the same arithmetic on
+        # rows: each row `[..., width * channels]` meets the statistics tiled `width` times
+        # (the same values, so the same result to the bit).
+        shape = tf.shape(image)
+        width = shape[-2]
+        rows = tf.reshape(image, tf.concat([shape[:-2], [-1]], axis=0))
+        rows = (rows - tf.tile(offset, [width])) / tf.tile(scale, [width])
+        rows = tf.reshape(rows, shape)
+        rows.set_shape(image.shape)
+        return rows
 
 
 def _sample_crop(
