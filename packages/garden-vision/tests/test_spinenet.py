@@ -154,6 +154,21 @@ def test_spinenet_sizes_match_the_published_ones(model_id):
     assert count + head == pytest.approx(retinanet, abs=0.06e6)
 
 
+# Trainable parameters of Model Garden's own SpineNet backbones (tf-models-official 2.20,
+# `official.vision.modeling.backbones.spinenet.SpineNet` with its SCALING_MAP settings,
+# levels 3-7). SpineNet-49S has no published backbone-only figure; the TPU model zoo's
+# 11.9-12.0 M for its RetinaNet (head of 128 filters) is not what Model Garden's own code
+# builds either (9,089,215 + a 128-filter head of 2,176,727 = 11.27 M).
+MODEL_GARDEN_COUNTS = {"49S": 9_089_215, "49": 21_831_488}
+
+
+@pytest.mark.parametrize("model_id", sorted(MODEL_GARDEN_COUNTS))
+def test_spinenet_sizes_match_model_garden_builds(model_id):
+    with shapes_only():
+        backbone = build_spinenet(_spec(None), NormActivation(), model_id=model_id)
+        assert trainable_params(backbone) == MODEL_GARDEN_COUNTS[model_id]
+
+
 def test_build_spinenet_through_the_registry():
     config = Backbone(
         type="spinenet",
