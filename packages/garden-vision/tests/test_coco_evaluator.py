@@ -524,3 +524,32 @@ def test_missing_pycocotools_says_how_to_install():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert 'pip install "garden-vision[coco]"' in output
+
+
+def test_load_res_leaves_the_callers_results_unchanged():
+    wrapper = coco_utils.COCOWrapper(
+        eval_type="box",
+        gt_dataset={
+            "images": [{"id": 1, "height": 10, "width": 20}],
+            "annotations": [
+                {
+                    "id": 1,
+                    "image_id": 1,
+                    "category_id": 2,
+                    "bbox": [1, 2, 3, 4],
+                    "area": 12.0,
+                    "iscrowd": 0,
+                }
+            ],
+            "categories": [{"id": 2}],
+        },
+    )
+    results = [{"image_id": 1, "category_id": 2, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}]
+    before = json.dumps(results)
+    loaded = wrapper.loadRes(results)
+    assert json.dumps(results) == before
+    (annotation,) = loaded.dataset["annotations"]
+    assert annotation["area"] == 12.0
+    assert annotation["id"] == 1
+    loaded.dataset["images"].append({"id": 99})
+    assert len(wrapper.dataset["images"]) == 1

@@ -539,7 +539,9 @@ class COCOWrapper(_COCOBase):
             )
         results = []
         for number, prediction in enumerate(predictions, start=1):
-            result = copy.deepcopy(dict(prediction))
+            # A new dict per result (keys are added below); the values themselves are
+            # never changed, here or by COCOeval, so they need no deep copy.
+            result = dict(prediction)
             x, y, width, height = (float(v) for v in result["bbox"])
             if eval_type == "box":
                 result["area"] = width * height
