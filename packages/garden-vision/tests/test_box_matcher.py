@@ -112,7 +112,7 @@ def _numpy_match(similarity, thresholds, indicators):
     values = similarity.max(axis=1)
     edges = [-np.inf, *thresholds, np.inf]
     labels = np.zeros(len(best), np.int32)
-    for indicator, low, high in zip(indicators, edges[:-1], edges[1:]):
+    for indicator, low, high in zip(indicators, edges[:-1], edges[1:], strict=True):
         labels[(values >= low) & (values < high)] = indicator
     # Columns in descending order so that the lowest column claiming a row is written last.
     for column in reversed(range(similarity.shape[1])):

@@ -82,3 +82,26 @@ def test_decodes_tfds_mock_coco(tmp_path):
 def test_decoder_map_names_coco_versions():
     for name in ("coco/2017", "coco/2014", "coco"):
         assert TFDS_ID_TO_DECODER_MAP[name] is MSCOCODecoder
+
+
+def test_garden_shapes_decoder_gives_instance_masks_when_the_config_has_them():
+    from garden_vision.dataloaders.tfds_detection_decoders import GardenShapesDecoder
+
+    masks = np.zeros([2, 4, 6, 1], np.uint8)
+    masks[0, :2, :3] = 1
+    masks[1, 3, 5] = 1
+    element = {
+        "image": tf.zeros([4, 6, 3], tf.uint8),
+        "objects": {
+            "bbox": tf.constant([[0.0, 0.0, 0.5, 0.5], [0.75, 0.8, 1.0, 1.0]]),
+            "label": tf.constant([0, 8], tf.int64),
+            "area": tf.constant([6, 1], tf.int64),
+        },
+        "instance_masks": tf.constant(masks),
+    }
+    decoded = GardenShapesDecoder().decode(element)
+    assert decoded["groundtruth_instance_masks"].dtype == tf.float32
+    np.testing.assert_array_equal(decoded["groundtruth_instance_masks"], masks[..., 0])
+    np.testing.assert_array_equal(decoded["groundtruth_classes"], [1, 9])
+    del element["instance_masks"]
+    assert "groundtruth_instance_masks" not in GardenShapesDecoder().decode(element)

@@ -2,10 +2,10 @@
 
 Model Garden's vision work rebuilt for Keras 3: backbones (ResNet, RevNet, MobileNet,
 EfficientNet, ViT, SpineNet, SpineNet-Mobile), decoders (FPN, NAS-FPN), the classification
-model and RetinaNet, detection ops (boxes, anchors, matching, NMS), input pipelines, COCO
-evaluation, the built-in `garden_shapes` dataset, the image classification and RetinaNet
-tasks and their experiments, and export, registered through entry points so `garden list`
-finds them.
+model, RetinaNet and Faster / Mask / Cascade R-CNN, detection ops (boxes, anchors, matching,
+NMS, ROIAlign), input pipelines, COCO evaluation, the built-in `garden_shapes` dataset, the
+image classification, RetinaNet and Mask R-CNN tasks and their experiments, and export,
+registered through entry points so `garden list` finds them.
 
 Model Garden's import paths work with `official.vision` renamed to `garden_vision`
 (`from garden_vision.modeling.backbones import ResNet`), and the package itself is a short
@@ -28,6 +28,7 @@ from garden_vision.__about__ import __version__
 _EXPORTS = {
     # tensorflow_models.vision's names.
     "ImageClassificationTask": "garden_vision.tasks.image_classification:ImageClassificationTask",
+    "MaskRCNNTask": "garden_vision.tasks.maskrcnn:MaskRCNNTask",
     "RetinaNetTask": "garden_vision.tasks.retinanet:RetinaNetTask",
     "anchor": "garden_vision.ops.anchor",
     "augment": "garden_vision.ops.augment",
@@ -42,12 +43,17 @@ _EXPORTS = {
     "image_classification": "garden_vision.tasks.image_classification",
     "iou_similarity": "garden_vision.ops.iou_similarity",
     "layers": "garden_vision.modeling.layers",
+    "mask_ops": "garden_vision.ops.mask_ops",
+    "maskrcnn": "garden_vision.tasks.maskrcnn",
+    "maskrcnn_model": "garden_vision.modeling.maskrcnn_model",
     "models": "garden_vision.modeling.models",
     "nms": "garden_vision.ops.nms",
     "preprocess_ops": "garden_vision.ops.preprocess_ops",
     "retinanet": "garden_vision.tasks.retinanet",
     "retinanet_model": "garden_vision.modeling.retinanet_model",
+    "sampling_ops": "garden_vision.ops.sampling_ops",
     "serving": "garden_vision.serving",
+    "spatial_transform_ops": "garden_vision.ops.spatial_transform_ops",
     "target_gather": "garden_vision.ops.target_gather",
     # Garden's subpackages.
     "dataloaders": "garden_vision.dataloaders",

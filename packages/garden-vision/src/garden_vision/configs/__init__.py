@@ -13,6 +13,8 @@ These modules define dataclass configs only and import no TensorFlow, so `garden
   evaluation configs and experiments.
 - `retinanet`: the RetinaNet task, model, anchors, data, losses, detection generator and
   export configs and experiments.
+- `maskrcnn`: the Faster / Mask / Cascade R-CNN task, model (RPN, ROI generator, sampler
+  and aligner, detection and mask heads), data and losses configs and experiments.
 
 Submodules are imported on first use (`garden_vision.configs.backbones`).
 """

@@ -5,7 +5,8 @@
 - `tf_example_decoder`, `tf_example_label_map_decoder`, `tfds_detection_decoders`: detection
   records (tf.Example with class ids or class names, TFDS COCO) to one decoded dict.
 - `retinanet_input`: the RetinaNet `Parser` (anchor labels, `image_info`, evaluation
-  ground truth); `utils`: `process_source_id`, `pad_groundtruths_to_fixed_size`.
+  ground truth); `maskrcnn_input`: the Mask R-CNN `Parser` (RPN targets, ground-truth
+  boxes, classes and cropped masks); `utils`: `process_source_id`, `pad_groundtruths_to_fixed_size`.
 
 Submodules are imported on first use (`garden_vision.dataloaders.classification_input`); the
 detection decoders are also offered here (`garden_vision.dataloaders.TfExampleDecoder`).

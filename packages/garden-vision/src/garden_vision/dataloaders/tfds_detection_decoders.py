@@ -65,6 +65,15 @@ class MSCOCODecoder:
             "groundtruth_is_crowd": tf.cast(objects["is_crowd"], tf.bool),
             "groundtruth_area": tf.cast(objects["area"], tf.float32),
             "groundtruth_boxes": tf.cast(objects["bbox"], tf.float32),
+            **(
+                {
+                    "groundtruth_instance_masks": tf.cast(
+                        element["instance_masks"][..., 0], tf.float32
+                    )
+                }
+                if "instance_masks" in element
+                else {}
+            ),
         }
 
     __call__ = decode
@@ -77,7 +86,9 @@ class GardenShapesDecoder:
     on this dataset has `num_classes` 10. The dataset has no image ids: `source_id` is a
     hash of the image's pixels (distinct for every generated image), as Model Garden's
     `regenerate_source_id` does for records without ids. No object is a crowd; `area` is
-    the visible pixel count.
+    the visible pixel count. Configs with instance masks (`multi`) also give
+    `groundtruth_instance_masks` (float32 `[N, height, width]` of 0/1), as the detection
+    `TfExampleDecoder` does with `include_mask`.
     """
 
     def decode(self, element: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -96,6 +107,15 @@ class GardenShapesDecoder:
             "groundtruth_is_crowd": tf.zeros_like(labels, tf.bool),
             "groundtruth_area": tf.cast(objects["area"], tf.float32),
             "groundtruth_boxes": tf.cast(objects["bbox"], tf.float32),
+            **(
+                {
+                    "groundtruth_instance_masks": tf.cast(
+                        element["instance_masks"][..., 0], tf.float32
+                    )
+                }
+                if "instance_masks" in element
+                else {}
+            ),
         }
 
     __call__ = decode

@@ -12,7 +12,8 @@ pycocotools reads:
 * `COCOWrapper`: a `pycocotools.coco.COCO` built from an annotation file or from such a dict,
   whose `loadRes` takes a list of result dicts (and an empty one).
 * `generate_annotation_file`: writes the ground truth of a dataset as a COCO JSON file.
-* `paste_instance_masks`: mask crops predicted per box -> full-image binary masks.
+* `paste_instance_masks`: mask crops predicted per box -> full-image binary masks (boxes
+  [ymin, xmin, ymax, xmax]; `garden_vision.ops.mask_ops.paste_instance_masks_yxyx`).
 
 pycocotools is the optional extra `garden-vision[coco]`. This module imports without it; using
 anything that needs it raises an ImportError saying how to install it.
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 from absl import logging
+
+from garden_vision.ops.mask_ops import paste_instance_masks_yxyx as paste_instance_masks
 
 try:  # The optional extra; everything that needs it checks `_coco_api` first.
     from pycocotools import coco as _coco_api
@@ -113,79 +116,6 @@ def yxyx_to_xywh(boxes: np.ndarray) -> np.ndarray:
         ],
         axis=-1,
     )
-
-
-def _bilinear_sample(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Samples `grid` [H, W] bilinearly at every (row, col) of the outer product, edge-clamped."""
-    height, width = grid.shape
-    rows = np.clip(rows, 0.0, height - 1.0)
-    cols = np.clip(cols, 0.0, width - 1.0)
-    row0 = np.floor(rows).astype(np.int64)
-    col0 = np.floor(cols).astype(np.int64)
-    row1 = np.minimum(row0 + 1, height - 1)
-    col1 = np.minimum(col0 + 1, width - 1)
-    row_weight = (rows - row0)[:, None]
-    col_weight = (cols - col0)[None, :]
-    top = grid[row0][:, col0] * (1.0 - col_weight) + grid[row0][:, col1] * col_weight
-    bottom = grid[row1][:, col0] * (1.0 - col_weight) + grid[row1][:, col1] * col_weight
-    return top * (1.0 - row_weight) + bottom * row_weight
-
-
-def paste_instance_masks(
-    masks: np.ndarray,
-    boxes: np.ndarray,
-    image_height: int,
-    image_width: int,
-    threshold: float = 0.5,
-) -> np.ndarray:
-    """Pastes per-box mask crops onto the image canvas as binary masks.
-
-    Mask cell (i, j) of an `mh` x `mw` crop covers the box area
-    [ymin + i * h / mh, ymin + (i + 1) * h / mh) (the same for x). Every image pixel whose
-    centre lies inside the box takes the crop's value there, interpolated bilinearly between
-    cell centres (held constant past the outer cell centres), and is set where that value is
-    above `threshold`; pixels outside the box stay 0. A crop of ones thus fills exactly the
-    pixels whose centres lie inside the box.
-
-    Args:
-        masks: [N, mask_height, mask_width] mask probabilities (or 0/1) relative to `boxes`.
-        boxes: [N, 4] boxes [ymin, xmin, ymax, xmax] in pixels of the image.
-        image_height: The image height in pixels.
-        image_width: The image width in pixels.
-        threshold: Values above it are foreground.
-
-    Returns:
-        A uint8 array [N, image_height, image_width] of 0/1.
-
-    Raises:
-        ValueError: If the shapes do not fit together.
-    """
-    masks = np.asarray(masks, dtype=np.float64)
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if masks.ndim != 3 or boxes.shape != (masks.shape[0], 4):
-        raise ValueError(
-            "paste_instance_masks: expected masks [N, mask_height, mask_width] and boxes "
-            f"[N, 4]; got {masks.shape} and {boxes.shape}"
-        )
-    count, mask_height, mask_width = masks.shape
-    pasted = np.zeros((count, int(image_height), int(image_width)), dtype=np.uint8)
-    centres_y = np.arange(int(image_height)) + 0.5
-    centres_x = np.arange(int(image_width)) + 0.5
-    for index in range(count):
-        ymin, xmin, ymax, xmax = boxes[index]
-        box_height, box_width = ymax - ymin, xmax - xmin
-        if not (box_height > 0 and box_width > 0):
-            continue
-        rows = np.flatnonzero((centres_y > ymin) & (centres_y < ymax))
-        cols = np.flatnonzero((centres_x > xmin) & (centres_x < xmax))
-        if rows.size == 0 or cols.size == 0:
-            continue
-        # Pixel centres in crop coordinates, where cell centres sit at 0, 1, ...
-        crop_rows = (centres_y[rows] - ymin) / box_height * mask_height - 0.5
-        crop_cols = (centres_x[cols] - xmin) / box_width * mask_width - 0.5
-        values = _bilinear_sample(masks[index], crop_rows, crop_cols)
-        pasted[index, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = values > threshold
-    return pasted
 
 
 def encode_binary_masks(binary_masks: np.ndarray) -> list[dict[str, Any]]:
@@ -291,18 +221,30 @@ def convert_predictions_to_coco_annotations(
     return annotations
 
 
-def _decode_groundtruth_mask(value: Any, height: int, width: int, where: str) -> np.ndarray:
-    """A ground-truth instance mask (PNG bytes, or an array at least [height, width]) -> 0/1."""
+def _decode_groundtruth_mask(
+    value: Any, height: int, width: int, where: str, box: Sequence[float] | None = None
+) -> np.ndarray:
+    """A ground-truth instance mask -> a 0/1 `[height, width]` mask.
+
+    The mask is PNG bytes or an array covering the image (at least `[height, width]`), or
+    a smaller array holding the mask cropped to `box` (`[ymin, xmin, ymax, xmax]` pixels),
+    as the Mask R-CNN parser's evaluation ground truth has it; that crop is pasted back
+    into the box.
+    """
     if isinstance(value, (bytes, np.bytes_)):
         import tensorflow as tf  # Only ground-truth PNG masks need it.
 
         mask = tf.io.decode_png(bytes(value), channels=1).numpy()[..., 0]
     else:
         mask = np.asarray(value)
+    if mask.ndim == 2 and box is not None and (mask.shape[0] < height or mask.shape[1] < width):
+        return paste_instance_masks(
+            mask[None].astype(np.float32), np.asarray([box], np.float32), height, width
+        )[0]
     if mask.ndim != 2 or mask.shape[0] < height or mask.shape[1] < width:
         raise ValueError(
-            f"groundtruth mask of {where} should be a PNG or an array of at least "
-            f"[{height}, {width}]; got shape {mask.shape}"
+            f"groundtruth mask of {where} should be a PNG, an array of at least "
+            f"[{height}, {width}], or a crop of its box; got shape {mask.shape}"
         )
     return (mask[:height, :width] > 0).astype(np.uint8)
 
@@ -323,7 +265,9 @@ def convert_groundtruths_to_coco_dataset(
             - `is_crowds` (optional): [B, K]; absent means no crowd.
             - `areas` (optional): [B, K]; absent means the mask area, or else the box area.
             - `masks` (optional): [B, K] PNG-encoded instance masks of the original image
-              (or a [B, K, H, W] array at least the image size).
+              (or a [B, K, H, W] array at least the image size, or a [B, K, h, w] array
+              smaller than the image holding each mask cropped to its box, as the Mask
+              R-CNN parser gives it; such crops are pasted back into their boxes).
             - `keypoints` (optional): [B, K, num_keypoints, 2] [y, x] pixels; NaN or (0, 0)
               marks a missing keypoint.
         label_map: Category id -> name; None lists the ids found in the ground truth.
@@ -399,7 +343,7 @@ def convert_groundtruths_to_coco_dataset(
                 }
                 if "masks" in fields:
                     binary = _decode_groundtruth_mask(
-                        fields["masks"][b][j, k], height, width, where
+                        fields["masks"][b][j, k], height, width, where, (ymin, xmin, ymax, xmax)
                     )
                     annotation["segmentation"] = encode_binary_masks(binary[None])[0]
                     annotation["area"] = float(binary.sum())

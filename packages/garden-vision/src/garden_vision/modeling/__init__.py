@@ -4,9 +4,10 @@
 - `decoders`, `heads`: what sits between a backbone and the predictions, and the heads that
   make them, each built through its registry.
 - `layers`: the blocks and layers they are built from.
-- `models`: task models (`ClassificationModel`, `RetinaNetModel`).
-- `classification_model`, `retinanet_model`, `factory`: the task models and
-  `factory.build_classification_model` / `factory.build_retinanet`, which build them from
+- `models`: task models (`ClassificationModel`, `RetinaNetModel`, `MaskRCNNModel`).
+- `classification_model`, `retinanet_model`, `maskrcnn_model`, `factory`: the task models
+  and `factory.build_classification_model` / `build_retinanet` / `build_maskrcnn`, which
+  build them from
   their configs.
 - `regularizers`: `L2`, the weight-decay regularizer the factories give every kernel.
 
@@ -24,6 +25,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "factory": ".factory",
         "heads": ".heads",
         "layers": ".layers",
+        "maskrcnn_model": ".maskrcnn_model",
         "models": ".models",
         "regularizers": ".regularizers",
         "retinanet_model": ".retinanet_model",

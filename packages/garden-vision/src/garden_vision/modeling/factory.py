@@ -30,6 +30,7 @@ from garden_vision.modeling.classification_model import ClassificationModel, _he
 from garden_vision.modeling.decoders.factory import build_decoder
 from garden_vision.modeling.heads.factory import build_head
 from garden_vision.modeling.layers.detection_generator import MultilevelDetectionGenerator
+from garden_vision.modeling.maskrcnn_model import MaskRCNNModel
 from garden_vision.modeling.retinanet_model import RetinaNetModel
 
 #: The registered head the classification model is built with.
@@ -336,3 +337,220 @@ def build_retinanet_model(
         norm_activation=norm_activation,
     )
     return build_retinanet(input_specs, config, l2_regularizer)
+
+
+#: The registered heads a Mask R-CNN model is built with.
+RPN_HEAD, DETECTION_HEAD, MASK_HEAD = "rpn", "detection", "mask"
+
+
+def build_maskrcnn(
+    input_specs: keras.layers.InputSpec,
+    model_config: Any,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    backbone: keras.Model | None = None,
+    decoder: keras.layers.Layer | None = None,
+    where: str = "task.model",
+) -> MaskRCNNModel:
+    """Returns the `MaskRCNNModel` a `configs.maskrcnn.MaskRCNN` describes, every weight built.
+
+    The backbone and decoder come from `garden.backbones` and `garden.decoders`; the RPN,
+    detection and mask heads from `garden.heads` (`rpn`, `detection`, `mask`, with the
+    fields of `model_config.rpn_head`, `.detection_head` and `.mask_head`); the ROI
+    generator, sampler and aligner, the mask sampler and the detection generator are
+    built from their configs as Model Garden does. With
+    `roi_sampler.cascade_iou_thresholds` (Cascade R-CNN) each threshold adds a detection
+    stage: a detection head and an ROI sampler at that IoU that keeps every proposal
+    (`skip_subsampling`). Without `include_mask` the model is Faster R-CNN.
+
+    Args:
+      input_specs: The image input, `InputSpec(shape=[None, height, width, channels])`.
+      model_config: The `configs.maskrcnn.MaskRCNN` config.
+      l2_regularizer: Kernel regularizer of the backbone, decoder and heads, or None.
+      backbone: A backbone to use instead of building the configured one.
+      decoder: A decoder to use instead of building the configured one.
+      where: The dotted path of `model_config` in the experiment config, for messages.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings, or the decoder (or
+        backbone) does not give every level the heads read.
+    """
+    from garden_vision.modeling.layers.detection_generator import DetectionGenerator
+    from garden_vision.modeling.layers.mask_sampler import MaskSampler
+    from garden_vision.modeling.layers.roi_aligner import MultilevelROIAligner
+    from garden_vision.modeling.layers.roi_generator import MultilevelROIGenerator
+    from garden_vision.modeling.layers.roi_sampler import ROISampler
+
+    norm_activation = model_config.norm_activation
+    if backbone is None:
+        backbone = build_backbone(
+            input_specs=input_specs,
+            backbone_config=model_config.backbone,
+            norm_activation_config=norm_activation,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.backbone",
+        )
+    if decoder is None:
+        decoder = build_decoder(
+            input_specs=backbone.output_specs,
+            model_config=model_config,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.decoder",
+        )
+    source, specs = (
+        ("decoder", decoder.output_specs) if decoder else ("backbone", backbone.output_specs)
+    )
+    feature_specs = _feature_levels(specs, model_config, source, where)
+    channels = feature_specs[0][-1]
+
+    anchor = model_config.anchor
+    rpn_head = build_head(
+        RPN_HEAD,
+        f"{where}.rpn_head",
+        input_specs=feature_specs,
+        num_classes=model_config.num_classes,
+        norm_activation_config=norm_activation,
+        l2_regularizer=l2_regularizer,
+        settings={
+            **plugins.fields_of(model_config.rpn_head),
+            "min_level": model_config.min_level,
+            "max_level": model_config.max_level,
+            "num_anchors_per_location": anchor.num_scales * len(anchor.aspect_ratios),
+        },
+    )
+
+    sampler = model_config.roi_sampler
+    aligner = model_config.roi_aligner
+    cascade = list(sampler.cascade_iou_thresholds or [])
+    roi_specs = (None, sampler.num_sampled_rois, aligner.crop_size, aligner.crop_size, channels)
+    detection_heads = [
+        build_head(
+            DETECTION_HEAD,
+            f"{where}.detection_head",
+            input_specs=roi_specs,
+            num_classes=model_config.num_classes,
+            norm_activation_config=norm_activation,
+            l2_regularizer=l2_regularizer,
+            settings=plugins.fields_of(model_config.detection_head),
+        )
+        for _ in range(1 + len(cascade))
+    ]
+    roi_samplers = [
+        ROISampler(
+            mix_gt_boxes=sampler.mix_gt_boxes,
+            num_sampled_rois=sampler.num_sampled_rois,
+            foreground_fraction=sampler.foreground_fraction,
+            foreground_iou_threshold=sampler.foreground_iou_threshold,
+            background_iou_high_threshold=sampler.background_iou_high_threshold,
+            background_iou_low_threshold=sampler.background_iou_low_threshold,
+        )
+    ] + [
+        ROISampler(
+            mix_gt_boxes=False,
+            num_sampled_rois=sampler.num_sampled_rois,
+            foreground_iou_threshold=iou,
+            background_iou_high_threshold=iou,
+            background_iou_low_threshold=0.0,
+            skip_subsampling=True,
+        )
+        for iou in cascade
+    ]
+
+    generator = model_config.roi_generator
+    roi_generator = MultilevelROIGenerator(
+        pre_nms_top_k=generator.pre_nms_top_k,
+        pre_nms_score_threshold=generator.pre_nms_score_threshold,
+        pre_nms_min_size_threshold=generator.pre_nms_min_size_threshold,
+        nms_iou_threshold=generator.nms_iou_threshold,
+        num_proposals=generator.num_proposals,
+        test_pre_nms_top_k=generator.test_pre_nms_top_k,
+        test_pre_nms_score_threshold=generator.test_pre_nms_score_threshold,
+        test_pre_nms_min_size_threshold=generator.test_pre_nms_min_size_threshold,
+        test_nms_iou_threshold=generator.test_nms_iou_threshold,
+        test_num_proposals=generator.test_num_proposals,
+        use_batched_nms=generator.use_batched_nms,
+    )
+    detection = model_config.detection_generator
+    detection_generator = DetectionGenerator(
+        apply_nms=detection.apply_nms,
+        pre_nms_top_k=detection.pre_nms_top_k,
+        pre_nms_score_threshold=detection.pre_nms_score_threshold,
+        nms_iou_threshold=detection.nms_iou_threshold,
+        max_num_detections=detection.max_num_detections,
+        nms_version=detection.nms_version,
+        use_cpu_nms=detection.use_cpu_nms,
+        soft_nms_sigma=detection.soft_nms_sigma,
+        use_sigmoid_probability=detection.use_sigmoid_probability,
+    )
+
+    mask_head = mask_sampler = mask_roi_aligner = None
+    if model_config.include_mask:
+        mask_aligner = model_config.mask_roi_aligner
+        mask_head = build_head(
+            MASK_HEAD,
+            f"{where}.mask_head",
+            input_specs=(
+                None,
+                model_config.mask_sampler.num_sampled_masks,
+                mask_aligner.crop_size,
+                mask_aligner.crop_size,
+                channels,
+            ),
+            num_classes=model_config.num_classes,
+            norm_activation_config=norm_activation,
+            l2_regularizer=l2_regularizer,
+            settings=plugins.fields_of(model_config.mask_head),
+        )
+        mask_sampler = MaskSampler(
+            mask_target_size=mask_aligner.crop_size * model_config.mask_head.upsample_factor,
+            num_sampled_masks=model_config.mask_sampler.num_sampled_masks,
+        )
+        mask_roi_aligner = MultilevelROIAligner(
+            crop_size=mask_aligner.crop_size, sample_offset=mask_aligner.sample_offset
+        )
+
+    model = MaskRCNNModel(
+        backbone=backbone,
+        decoder=decoder,
+        rpn_head=rpn_head,
+        detection_head=detection_heads if cascade else detection_heads[0],
+        roi_generator=roi_generator,
+        roi_sampler=roi_samplers if cascade else roi_samplers[0],
+        roi_aligner=MultilevelROIAligner(
+            crop_size=aligner.crop_size, sample_offset=aligner.sample_offset
+        ),
+        detection_generator=detection_generator,
+        mask_head=mask_head,
+        mask_sampler=mask_sampler,
+        mask_roi_aligner=mask_roi_aligner,
+        class_agnostic_bbox_pred=model_config.detection_head.class_agnostic_bbox_pred,
+        cascade_class_ensemble=model_config.detection_head.cascade_class_ensemble,
+        min_level=model_config.min_level,
+        max_level=model_config.max_level,
+        num_scales=anchor.num_scales,
+        aspect_ratios=list(anchor.aspect_ratios),
+        anchor_size=anchor.anchor_size,
+        outer_boxes_scale=model_config.outer_boxes_scale,
+    )
+    model.build(tuple(input_specs.shape))
+    return model
+
+
+def build_maskrcnn_model(
+    input_specs: keras.layers.InputSpec,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    **settings: Any,
+) -> MaskRCNNModel:
+    """Builds a `MaskRCNNModel` (the `maskrcnn` entry of `garden.models`).
+
+    The keyword settings are the fields of `configs.maskrcnn.MaskRCNN` (`task.model`); see
+    `build_maskrcnn`.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings.
+    """
+    from garden_vision.configs.maskrcnn import MaskRCNN
+
+    config = MaskRCNN(**settings)
+    if not config.input_size:
+        config.input_size = list(input_specs.shape[1:])
+    return build_maskrcnn(input_specs, config, l2_regularizer)

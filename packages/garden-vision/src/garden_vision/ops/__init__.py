@@ -10,7 +10,9 @@ are also offered here (`garden_vision.ops.normalize_image`).
 
 Detection ops (Model Garden's paths): `box_ops` (box formats, coding, IoU), `anchor`
 (`Anchor`, `AnchorLabeler`), `iou_similarity`, `box_matcher`, `target_gather` and `nms`
-(fixed-shape non-maximum suppression).
+(fixed-shape non-maximum suppression); for two-stage detectors `spatial_transform_ops`
+(ROIAlign over feature levels, mask crops), `sampling_ops` (balanced positive / negative
+sampling) and `mask_ops` (pasting instance masks into the image).
 
 Everything is imported on first use, so importing this package loads no TensorFlow.
 """
@@ -22,6 +24,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     {
         "AUTOAUGMENT_POLICIES": ".augment:AUTOAUGMENT_POLICIES",
         "Anchor": ".anchor:Anchor",
+        "BalancedPositiveNegativeSampler": ".sampling_ops:BalancedPositiveNegativeSampler",
         "AnchorLabeler": ".anchor:AnchorLabeler",
         "AutoAugment": ".augment:AutoAugment",
         "BoxMatcher": ".box_matcher:BoxMatcher",
@@ -42,11 +45,16 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "clip_or_pad_to_fixed_size": ".preprocess_ops:clip_or_pad_to_fixed_size",
         "color_jitter": ".preprocess_ops:color_jitter",
         "compute_padded_size": ".preprocess_ops:compute_padded_size",
+        "crop_mask_in_target_box": ".spatial_transform_ops:crop_mask_in_target_box",
         "decode_and_center_crop": ".preprocess_ops:decode_and_center_crop",
         "decode_and_random_crop": ".preprocess_ops:decode_and_random_crop",
         "horizontal_flip_boxes": ".preprocess_ops:horizontal_flip_boxes",
         "label_smoothing": ".preprocess_ops:label_smoothing",
+        "multilevel_crop_and_resize": ".spatial_transform_ops:multilevel_crop_and_resize",
+        "nearest_upsampling": ".spatial_transform_ops:nearest_upsampling",
         "normalize_image": ".preprocess_ops:normalize_image",
+        "paste_instance_masks": ".mask_ops:paste_instance_masks",
+        "paste_instance_masks_v2": ".mask_ops:paste_instance_masks_v2",
         "random_crop_image": ".preprocess_ops:random_crop_image",
         "random_horizontal_flip": ".preprocess_ops:random_horizontal_flip",
         "resize_and_crop_boxes": ".preprocess_ops:resize_and_crop_boxes",

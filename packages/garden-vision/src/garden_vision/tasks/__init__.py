@@ -4,6 +4,8 @@
   `official.vision.tasks.ImageClassificationTask`.
 - `RetinaNetTask` (`retinanet`): one-stage object detection, Model Garden's
   `official.vision.tasks.RetinaNetTask`.
+- `MaskRCNNTask` (`maskrcnn`): two-stage detection and instance segmentation (Faster,
+  Mask and Cascade R-CNN), Model Garden's `official.vision.tasks.MaskRCNNTask`.
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -14,6 +16,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         "ImageClassificationTask": ".image_classification:ImageClassificationTask",
+        "MaskRCNNTask": ".maskrcnn:MaskRCNNTask",
         "RetinaNetTask": ".retinanet:RetinaNetTask",
     },
 )

@@ -53,8 +53,11 @@ def _to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
-def build_decoder(params: config_lib.DataConfig) -> Any:
+def build_decoder(params: config_lib.DataConfig, include_mask: bool = False) -> Any:
     """The record decoder `params` asks for: TFDS, `simple_decoder` or `label_map_decoder`.
+
+    With `include_mask` the tf.Example decoders also decode `image/object/mask` (TFDS
+    decoders give the masks their dataset has).
 
     Raises:
       ConfigError: For a TFDS dataset without a detection decoder, or an unknown decoder type.
@@ -74,6 +77,7 @@ def build_decoder(params: config_lib.DataConfig) -> Any:
     if decoder_type == "simple_decoder":
         settings = decoder.simple_decoder if decoder is not None else None
         return tf_example_decoder.TfExampleDecoder(
+            include_mask=include_mask,
             regenerate_source_id=bool(settings and settings.regenerate_source_id),
         )
     if decoder_type == "label_map_decoder":
@@ -82,6 +86,7 @@ def build_decoder(params: config_lib.DataConfig) -> Any:
             raise ConfigError("`decoder.label_map_decoder.label_map` is empty: name the file")
         return tf_example_label_map_decoder.TfExampleDecoderLabelMap(
             label_map=settings.label_map,
+            include_mask=include_mask,
             regenerate_source_id=settings.regenerate_source_id,
         )
     raise ConfigError(

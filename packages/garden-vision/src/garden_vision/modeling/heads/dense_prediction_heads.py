@@ -1,4 +1,4 @@
-"""Dense prediction heads: `RetinaNetHead` (Model Garden's `heads.dense_prediction_heads`).
+"""Dense prediction heads: `RetinaNetHead`, `RPNHead` (Model Garden's `dense_prediction_heads`).
 
 A dense head predicts, at every position of every feature level, one set of values per
 anchor. RetinaNet's (Lin et al., 2017) has two towers of `num_convs` 3x3 convolutions,
@@ -13,12 +13,19 @@ Attribute heads add more predictions per anchor (`attribute_heads`, Model Garden
 AttributeHead configs: a name, `regression` or `classification`, a size, and an optional
 `prediction_tower_name` under which several attributes share one tower).
 
-`build_retinanet_head` is the `retinanet` entry of `garden.heads`.
+The region proposal network of Faster R-CNN (Ren et al., 2015) is a lighter dense head:
+one tower of `num_convs` 3x3 convolutions (shared by every level, per-level batch
+normalization), then two 1x1 convolutions, one objectness logit and four box offsets per
+anchor.
+
+`build_retinanet_head` is the `retinanet` entry of `garden.heads`, `build_rpn_head` the
+`rpn` entry.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -228,8 +235,15 @@ def _attribute_head(head: Any, index: int) -> dict[str, Any]:
     return checked
 
 
-def _level_feature_shape(levels: Sequence[str], input_shape: Any) -> tuple[int | None, ...]:
+def _level_feature_shape(
+    levels: Sequence[str], input_shape: Any, owner: str = "RetinaNetHead"
+) -> tuple[int | None, ...]:
     """The one per-level feature shape of `input_shape` (level -> shape) over `levels`.
+
+    Args:
+      levels: The levels the head reads, as strings.
+      input_shape: Level -> feature shape.
+      owner: The head's name, for messages.
 
     Raises:
       ConfigError: If `input_shape` is not a dict, misses a level, or its levels differ in
@@ -237,28 +251,46 @@ def _level_feature_shape(levels: Sequence[str], input_shape: Any) -> tuple[int |
     """
     if not isinstance(input_shape, Mapping):
         raise ConfigError(
-            "RetinaNetHead reads a dict of features keyed by level ('3', '4', ...), got "
-            f"{input_shape!r}"
+            f"{owner} reads a dict of features keyed by level ('3', '4', ...), got {input_shape!r}"
         )
     shapes = {str(key): tuple(shape) for key, shape in input_shape.items()}
     missing = [level for level in levels if level not in shapes]
     if missing:
         raise ConfigError(
-            f"RetinaNetHead needs feature levels {list(levels)}; levels {missing} are missing "
+            f"{owner} needs feature levels {list(levels)}; levels {missing} are missing "
             f"from the features (they have {sorted(shapes)})"
         )
     for level in levels:
         if len(shapes[level]) != 4:
             raise ConfigError(
-                f"RetinaNetHead: the level-{level} features have shape {list(shapes[level])}; "
+                f"{owner}: the level-{level} features have shape {list(shapes[level])}; "
                 "expected [batch, height, width, channels]"
             )
     channels = {level: shapes[level][-1] for level in levels}
     if len(set(channels.values())) > 1:
-        raise ConfigError(
-            f"RetinaNetHead needs features of one width at every level, got {channels}"
-        )
+        raise ConfigError(f"{owner} needs features of one width at every level, got {channels}")
     return shapes[levels[0]]
+
+
+def _level_input_specs(
+    input_specs: Mapping[str, Sequence[int | None]] | Sequence[Sequence[int | None]],
+    levels: Sequence[str],
+    head: str,
+) -> dict[str, tuple[int | None, ...]]:
+    """A builder's `input_specs` (level -> shape, or shapes in level order) as level -> shape.
+
+    Raises:
+      ConfigError: If a sequence does not hold one rank-4 shape per level.
+    """
+    if isinstance(input_specs, Mapping):
+        return {str(key): tuple(value) for key, value in input_specs.items()}
+    specs = [tuple(spec) for spec in input_specs]
+    if len(specs) != len(levels) or not all(len(spec) == 4 for spec in specs):
+        raise ConfigError(
+            f"the {head} head reads levels {list(levels)}: give their feature shapes (a dict "
+            f"level -> shape, or {len(levels)} rank-4 shapes in level order), got {specs}"
+        )
+    return dict(zip(levels, specs, strict=True))
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
@@ -647,16 +679,7 @@ def build_retinanet_head(
         one width, or a setting is out of range.
     """
     levels = [str(level) for level in range(int(min_level), int(max_level) + 1)]
-    if isinstance(input_specs, Mapping):
-        shapes = {str(key): tuple(value) for key, value in input_specs.items()}
-    else:
-        specs = [tuple(spec) for spec in input_specs]
-        if len(specs) != len(levels) or not all(len(spec) == 4 for spec in specs):
-            raise ConfigError(
-                f"the retinanet head reads levels {levels}: give their feature shapes (a dict "
-                f"level -> shape, or {len(levels)} rank-4 shapes in level order), got {specs}"
-            )
-        shapes = dict(zip(levels, specs, strict=True))
+    shapes = _level_input_specs(input_specs, levels, "retinanet")
     _level_feature_shape(levels, shapes)  # Checks levels, ranks and widths, with a clear error.
     return RetinaNetHead(
         min_level=min_level,
@@ -674,4 +697,239 @@ def build_retinanet_head(
         kernel_regularizer=l2_regularizer,
         share_classification_heads=share_classification_heads,
         share_level_convs=bool(share_level_convs),
+    )
+
+
+@keras.saving.register_keras_serializable(package="garden_vision")
+class RPNHead(keras.layers.Layer):
+    """The region proposal network's head over feature levels `min_level` to `max_level`.
+
+    Model Garden's `RPNHead`: `num_convs` 3x3 convolutions of `num_filters`, each followed
+    by batch normalization and the activation, shared by every level while each level keeps
+    its own batch normalization; then a 1x1 convolution with one objectness logit per anchor
+    and a 1x1 convolution with four box offsets per anchor, both shared by every level.
+
+    Called on the decoder's features, `{str(level): [batch, height_l, width_l, channels]}`
+    (every level the same width), it returns `(scores, boxes)`:
+
+    - `scores[str(level)]`: `[batch, height_l, width_l, num_anchors_per_location]`
+      objectness logits (sigmoid: the anchor holds an object);
+    - `boxes[str(level)]`: `[batch, height_l, width_l, 4 * num_anchors_per_location]` box
+      offsets, anchor-major (`[dy, dx, dh, dw]` per anchor, see `ops.box_ops.encode_boxes`).
+
+    Outputs are float32 whatever the compute dtype, for stable losses and box decoding.
+    Initialization follows Model Garden: tower kernels N(0, 0.01), predictor kernels
+    N(0, 1e-5), zero biases. Separable convolutions (the mobile Mask R-CNN) keep Keras'
+    default kernel initializers and, as in Model Garden, get no kernel regularizer.
+
+    Example:
+
+    ```python
+    head = RPNHead(min_level=2, max_level=6, num_anchors_per_location=3)
+    scores, boxes = head(fpn_features)  # scores["2"]: (batch, H2, W2, 3)
+    ```
+
+    Args:
+      min_level: The lowest feature level.
+      max_level: The highest feature level.
+      num_anchors_per_location: Anchors per position (`num_scales * len(aspect_ratios)`).
+      num_convs: Convolutions before the predictors (0 predicts from the features).
+      num_filters: Their width.
+      use_separable_conv: Depthwise-separable convolutions, predictors included.
+      activation: The activation's name (`NormActivation.activation`).
+      use_sync_bn: Synchronize batch statistics across replicas.
+      norm_momentum: Momentum of the batch normalization's moving statistics.
+      norm_epsilon: Its variance epsilon.
+      kernel_regularizer: Regularizer of the kernels (weight decay), or None.
+      bias_regularizer: Regularizer of the biases, or None.
+      **kwargs: Passed to `keras.layers.Layer` (e.g. `name`).
+    """
+
+    def __init__(
+        self,
+        min_level: int,
+        max_level: int,
+        num_anchors_per_location: int,
+        num_convs: int = 1,
+        num_filters: int = 256,
+        use_separable_conv: bool = False,
+        activation: str = "relu",
+        use_sync_bn: bool = False,
+        norm_momentum: float = 0.99,
+        norm_epsilon: float = 0.001,
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        # === Settings ===
+        if int(min_level) > int(max_level):
+            raise ConfigError(f"RPNHead `min_level` {min_level} is above `max_level` {max_level}")
+        anchors = num_anchors_per_location
+        if isinstance(anchors, bool) or not isinstance(anchors, numbers.Integral) or anchors < 1:
+            raise ConfigError(
+                f"RPNHead `num_anchors_per_location` is {anchors!r}: must be an int >= 1"
+            )
+        for name, value, low in (("num_convs", num_convs, 0), ("num_filters", num_filters, 1)):
+            if int(value) < low:
+                raise ConfigError(f"RPNHead `{name}` is {value!r}: must be >= {low}")
+        activation_fn(activation)  # Checks the name.
+        self.min_level = int(min_level)
+        self.max_level = int(max_level)
+        self.num_anchors_per_location = int(anchors)
+        self.num_convs = int(num_convs)
+        self.num_filters = int(num_filters)
+        self.use_separable_conv = bool(use_separable_conv)
+        self.activation = activation
+        self.use_sync_bn = bool(use_sync_bn)
+        self.norm_momentum = norm_momentum
+        self.norm_epsilon = norm_epsilon
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+
+        # === Tower: shared convolutions, per-level batch normalization ===
+        self.rpn_tower = _PredictionTower(
+            num_levels=len(self.levels),
+            num_convs=self.num_convs,
+            num_filters=self.num_filters,
+            share_level_convs=True,
+            use_separable_conv=self.use_separable_conv,
+            activation=activation,
+            use_sync_bn=self.use_sync_bn,
+            norm_momentum=norm_momentum,
+            norm_epsilon=norm_epsilon,
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            name="rpn_tower",
+            dtype=self.dtype_policy,
+        )
+
+        # === Predictors ===
+        self.rpn_scores = self._predictor(self.num_anchors_per_location, "rpn_scores")
+        self.rpn_boxes = self._predictor(4 * self.num_anchors_per_location, "rpn_boxes")
+
+    def _predictor(self, filters: int, name: str) -> keras.layers.Layer:
+        """A 1x1 prediction convolution, initialized as Model Garden's."""
+        common = {
+            "filters": filters,
+            "kernel_size": 1,
+            "padding": "valid",
+            "bias_initializer": "zeros",
+            "bias_regularizer": self.bias_regularizer,
+            "name": name,
+            "dtype": self.dtype_policy,
+        }
+        if self.use_separable_conv:
+            return keras.layers.SeparableConv2D(**common)
+        return keras.layers.Conv2D(
+            kernel_initializer=keras.initializers.RandomNormal(stddev=1e-5),
+            kernel_regularizer=self.kernel_regularizer,
+            **common,
+        )
+
+    @property
+    def levels(self) -> list[str]:
+        """The feature levels the head reads and predicts, as strings."""
+        return [str(level) for level in range(self.min_level, self.max_level + 1)]
+
+    def build(self, input_shape: Mapping[str, Sequence[int | None]]) -> None:
+        shape = _level_feature_shape(self.levels, input_shape, owner="RPNHead")
+        self.rpn_tower.build(shape)
+        tower_shape = self.rpn_tower.compute_output_shape(shape)
+        self.rpn_scores.build(tower_shape)
+        self.rpn_boxes.build(tower_shape)
+
+    def call(
+        self, features: Mapping[str, Any], training: bool | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Predicts objectness logits and box offsets at every level.
+
+        Args:
+          features: Level (`"2"`, ...) -> `[batch, height, width, channels]`.
+          training: Batch normalization uses batch statistics (and updates its moving
+            ones) when True.
+
+        Returns:
+          `(scores, boxes)`, see the class docstring.
+        """
+        missing = [level for level in self.levels if level not in features]
+        if missing:
+            raise ValueError(f"RPNHead needs feature levels {self.levels}; {missing} are missing")
+        scores: dict[str, Any] = {}
+        boxes: dict[str, Any] = {}
+        for index, level in enumerate(self.levels):
+            x = self.rpn_tower(features[level], level_index=index, training=training)
+            scores[level] = ops.cast(self.rpn_scores(x), "float32")
+            boxes[level] = ops.cast(self.rpn_boxes(x), "float32")
+        return scores, boxes
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "min_level": self.min_level,
+            "max_level": self.max_level,
+            "num_anchors_per_location": self.num_anchors_per_location,
+            "num_convs": self.num_convs,
+            "num_filters": self.num_filters,
+            "use_separable_conv": self.use_separable_conv,
+            "activation": self.activation,
+            "use_sync_bn": self.use_sync_bn,
+            "norm_momentum": self.norm_momentum,
+            "norm_epsilon": self.norm_epsilon,
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+        }
+
+
+def build_rpn_head(
+    input_specs: Mapping[str, Sequence[int | None]] | Sequence[Sequence[int | None]],
+    num_classes: int | None,
+    norm_activation_config: NormActivation,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    *,
+    min_level: int,
+    max_level: int,
+    num_anchors_per_location: int,
+    num_convs: int = 1,
+    num_filters: int = 256,
+    use_separable_conv: bool = False,
+) -> RPNHead:
+    """Builds an `RPNHead` (the `rpn` entry of `garden.heads`).
+
+    The settings are the fields of Model Garden's `configs.maskrcnn.RPNHead` (`num_convs`,
+    `num_filters`, `use_separable_conv`, with its defaults) plus what the model factory adds
+    from the model config: `min_level`, `max_level` and `num_anchors_per_location`
+    (`num_scales * len(aspect_ratios)`). Activation and batch normalization come from
+    `norm_activation_config`, as in Model Garden's Mask R-CNN factory.
+
+    Args:
+      input_specs: The shapes of the features the head reads: level -> shape, or the
+        shapes of levels `min_level` to `max_level` in order.
+      num_classes: Passed by every head factory; the RPN predicts objectness only, so it
+        is not used.
+      norm_activation_config: The tower's activation and batch normalization.
+      l2_regularizer: Kernel regularizer (weight decay), or None.
+      min_level, max_level, num_anchors_per_location, num_convs, num_filters,
+        use_separable_conv: As in `RPNHead`.
+
+    Raises:
+      ConfigError: If the feature shapes do not cover the levels with rank-4 features of
+        one width, or a setting is out of range.
+    """
+    del num_classes  # Objectness is class-agnostic.
+    levels = [str(level) for level in range(int(min_level), int(max_level) + 1)]
+    shapes = _level_input_specs(input_specs, levels, "rpn")
+    _level_feature_shape(levels, shapes, owner="RPNHead")
+    return RPNHead(
+        min_level=min_level,
+        max_level=max_level,
+        num_anchors_per_location=num_anchors_per_location,
+        num_convs=num_convs,
+        num_filters=num_filters,
+        use_separable_conv=use_separable_conv,
+        activation=norm_activation_config.activation,
+        use_sync_bn=norm_activation_config.use_sync_bn,
+        norm_momentum=norm_activation_config.norm_momentum,
+        norm_epsilon=norm_activation_config.norm_epsilon,
+        kernel_regularizer=l2_regularizer,
     )

@@ -8,7 +8,10 @@
 - Building blocks: `SqueezeExcitation`, `StochasticDepth`, `BatchNormalization`,
   `batch_norm`, `get_activation`, `make_divisible`.
 - Resampling of multi-level networks (SpineNet, FPN, NAS-FPN): `NearestUpsampling`.
-- Detection post-processing: `MultilevelDetectionGenerator` (decoding and NMS).
+- Detection post-processing: `MultilevelDetectionGenerator` (decoding and NMS) and, for
+  two-stage detectors, `DetectionGenerator` (class-specific boxes).
+- Two-stage detection: `MultilevelROIGenerator` (proposals), `ROISampler` and `BoxSampler`
+  (training ROIs), `MultilevelROIAligner` (ROIAlign), `MaskSampler` (mask targets).
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -21,13 +24,19 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "BatchNormalization": ".nn_layers:BatchNormalization",
         "BottleneckBlock": ".resnet_blocks:BottleneckBlock",
         "BottleneckResidualInner": ".reversible_blocks:BottleneckResidualInner",
+        "BoxSampler": ".box_sampler:BoxSampler",
         "ClassToken": ".transformer_layers:ClassToken",
         "Conv2DBNBlock": ".mobile_blocks:Conv2DBNBlock",
+        "DetectionGenerator": ".detection_generator:DetectionGenerator",
         "InvertedBottleneckBlock": ".mobile_blocks:InvertedBottleneckBlock",
+        "MaskSampler": ".mask_sampler:MaskSampler",
+        "MultilevelROIAligner": ".roi_aligner:MultilevelROIAligner",
+        "MultilevelROIGenerator": ".roi_generator:MultilevelROIGenerator",
         "MultilevelDetectionGenerator": ".detection_generator:MultilevelDetectionGenerator",
         "NearestUpsampling": ".resampling:NearestUpsampling",
         "PatchEmbedding": ".transformer_layers:PatchEmbedding",
         "PositionEmbedding": ".transformer_layers:PositionEmbedding",
+        "ROISampler": ".roi_sampler:ROISampler",
         "ResidualBlock": ".resnet_blocks:ResidualBlock",
         "ResidualInner": ".reversible_blocks:ResidualInner",
         "ReversibleBlock": ".reversible_blocks:ReversibleBlock",
@@ -35,6 +44,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "StochasticDepth": ".nn_layers:StochasticDepth",
         "TransformerEncoderBlock": ".transformer_layers:TransformerEncoderBlock",
         "batch_norm": ".nn_layers:batch_norm",
+        "build_roi_samplers": ".roi_sampler:build_roi_samplers",
         "get_activation": ".nn_layers:get_activation",
         "make_divisible": ".nn_layers:make_divisible",
     },

@@ -1,4 +1,4 @@
-"""Final detections of one-stage detectors (Model Garden's `MultilevelDetectionGenerator`).
+"""Final detections of one- and two-stage detectors (Model Garden's `detection_generator`).
 
 `MultilevelDetectionGenerator` takes the per-level box regressions and class logits of a
 dense head (RetinaNet), decodes the boxes against their anchors, turns logits into sigmoid
@@ -33,6 +33,11 @@ class-agnostic NMS (`use_class_agnostic_nms`: one NMS over every box's best clas
   which sets up `tf.lite.TFLiteConverter` for it.
 
 All paths agree on the same inputs where their algorithms coincide (hard NMS per class).
+
+`DetectionGenerator` is the second-stage counterpart (Faster / Mask / Cascade R-CNN): it
+decodes one box per class relative to each ROI (with the box head's regression weights),
+turns class logits into softmax (or sigmoid) scores, and runs per-class NMS (`"batched"`,
+`"v1"` with optional Soft-NMS, or `"v2"`) over those class-specific boxes.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from garden_vision.ops import box_ops, nms
 
 __all__ = [
     "NMS_VERSIONS",
+    "TWO_STAGE_NMS_VERSIONS",
+    "DetectionGenerator",
     "TFLITE_POST_PROCESSING_DEFAULTS",
     "MultilevelDetectionGenerator",
     "tflite_converter",
@@ -662,6 +669,371 @@ class MultilevelDetectionGenerator(keras.layers.Layer):
                 "box_coder_weights": (
                     list(self.box_coder_weights) if self.box_coder_weights else None
                 ),
+            }
+        )
+        return config
+
+
+# NMS implementations of the second-stage `DetectionGenerator`.
+TWO_STAGE_NMS_VERSIONS = ("batched", "v1", "v2")
+
+
+def _greedy_nms_per_class(boxes, scores, max_output_size, iou_threshold, score_threshold):
+    """Greedy NMS of every `[batch, class]` row with TensorFlow's kernel, row by row.
+
+    The kernel stops at the first box scoring at or below `score_threshold`, so with the
+    few confident classes of a second-stage head it does far less work than the tiled,
+    fixed-cost batched NMS.
+
+    Args:
+      boxes: `[batch, classes, k, 4]`.
+      scores: `[batch, classes, k]`.
+
+    Returns:
+      `(indices int32 [batch, classes, max_output_size], counts int32 [batch, classes])`,
+      indices padded with 0.
+    """
+    shape = tf.shape(scores)
+    num_boxes = shape[-1]
+
+    def one(row):
+        row_boxes, row_scores = row
+        return tf.image.non_max_suppression_padded(
+            row_boxes,
+            row_scores,
+            max_output_size,
+            iou_threshold=iou_threshold,
+            score_threshold=score_threshold,
+            pad_to_max_output_size=True,
+        )
+
+    indices, counts = tf.map_fn(
+        one,
+        (tf.reshape(boxes, [-1, num_boxes, 4]), tf.reshape(scores, [-1, num_boxes])),
+        fn_output_signature=(
+            tf.TensorSpec([max_output_size], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ),
+    )
+    return (
+        tf.reshape(indices, tf.concat([shape[:-1], [max_output_size]], axis=0)),
+        tf.reshape(counts, shape[:-1]),
+    )
+
+
+def _sorted_nms_class_by_class(boxes, scores, max_output_size, iou_threshold):
+    """Fixed-shape NMS of score-sorted `[batch, class]` rows, one class after another.
+
+    Entries filtered out beforehand (score -1) are dropped. Each step runs the tiled NMS
+    (`ops.nms.non_max_suppression_padded`) on one class of every image: static shapes
+    throughout, and a working set small enough to stay in cache (one batched call over
+    every class at once is markedly slower on CPU).
+
+    Args:
+      boxes: `[batch, classes, k, 4]`.
+      scores: `[batch, classes, k]`, sorted in decreasing order except removed entries.
+
+    Returns:
+      `(indices int32 [batch, classes, max_output_size], counts int32 [batch, classes])`.
+    """
+
+    def one_class(per_class):
+        class_boxes, class_scores = per_class
+        return nms.non_max_suppression_padded(
+            class_boxes,
+            class_scores,
+            max_output_size,
+            iou_threshold=iou_threshold,
+            score_threshold=-0.5,
+            sorted_input=True,
+        )
+
+    indices, counts = tf.map_fn(
+        one_class,
+        (tf.transpose(boxes, [1, 0, 2, 3]), tf.transpose(scores, [1, 0, 2])),
+        fn_output_signature=(
+            tf.TensorSpec([None, max_output_size], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+        ),
+    )
+    return tf.transpose(indices, [1, 0, 2]), tf.transpose(counts)
+
+
+def _class_specific_detections(
+    boxes: tf.Tensor,
+    scores: tf.Tensor,
+    nms_version: str,
+    pre_nms_top_k: int,
+    pre_nms_score_threshold: float,
+    nms_iou_threshold: float,
+    max_num_detections: int,
+    soft_nms_sigma: float | None,
+) -> dict[str, tf.Tensor]:
+    """Per-class NMS of boxes that may differ by class, merged into the best detections.
+
+    Args:
+      boxes: `[batch, N, q, 4]` decoded boxes, `q` 1 (shared) or the number of foreground
+        classes.
+      scores: `[batch, N, num_classes]` foreground scores.
+
+    Returns:
+      `detection_boxes [batch, M, 4]`, `detection_scores [batch, M]`, `detection_classes`
+      (int32, 1 and up; 0 for padding) and `num_detections` (int32 `[batch]`), `M =
+      max_num_detections`, sorted by score, zero after the valid entries.
+    """
+    max_out = max_num_detections
+    if nms_version == "batched":
+        nmsed_boxes, nmsed_scores, classes, count = nms.batched_non_max_suppression(
+            boxes,
+            scores,
+            max_output_size_per_class=max_out,
+            max_total_size=max_out,
+            iou_threshold=nms_iou_threshold,
+            score_threshold=pre_nms_score_threshold,
+        )
+        valid = tf.range(max_out) < count[:, None]
+        return {
+            "detection_boxes": nmsed_boxes,
+            "detection_scores": nmsed_scores,
+            "detection_classes": tf.where(valid, classes + 1, 0),
+            "num_detections": count,
+        }
+
+    num_boxes = scores.shape[1]
+    if num_boxes is None:
+        k = tf.minimum(tf.shape(scores)[1], pre_nms_top_k)
+    else:
+        k = min(num_boxes, pre_nms_top_k)
+    # [batch, classes, k]: the best boxes of each class, the long axis last.
+    top_scores, top_indices = tf.math.top_k(tf.transpose(scores, [0, 2, 1]), k=k)
+    class_boxes = tf.transpose(boxes, [0, 2, 1, 3])  # [batch, q, N, 4]
+    if boxes.shape[2] == 1:
+        top_boxes = tf.gather(class_boxes[:, 0], top_indices, batch_dims=1)
+    else:
+        top_boxes = tf.gather(class_boxes, top_indices, batch_dims=2)  # [batch, C, k, 4]
+    if soft_nms_sigma is not None:
+        kept, kept_scores, count = nms.soft_non_max_suppression_padded(
+            top_boxes,
+            top_scores,
+            max_out,
+            iou_threshold=nms_iou_threshold,
+            score_threshold=pre_nms_score_threshold,
+            soft_nms_sigma=soft_nms_sigma,
+        )
+    else:
+        if nms_version == "v2":
+            top_boxes, top_scores = box_ops.filter_boxes_by_scores(
+                top_boxes, top_scores, pre_nms_score_threshold
+            )
+            kept, count = _sorted_nms_class_by_class(
+                top_boxes, top_scores, max_out, nms_iou_threshold
+            )
+        else:
+            kept, count = _greedy_nms_per_class(
+                top_boxes, top_scores, max_out, nms_iou_threshold, pre_nms_score_threshold
+            )
+        kept_scores = tf.gather(top_scores, kept, batch_dims=2)
+    valid = tf.range(max_out) < count[..., None]  # [batch, C, max_out]
+    kept_boxes = tf.gather(top_boxes, kept, batch_dims=2)  # [batch, C, max_out, 4]
+    batch = tf.shape(scores)[0]
+    flat = scores.shape[-1] * max_out
+    merged_scores = tf.where(
+        tf.reshape(valid, [batch, flat]), tf.reshape(kept_scores, [batch, flat]), -1.0
+    )
+    # Classes in order, then their detections in order: ties go to the lower class.
+    final_scores, order = tf.math.top_k(merged_scores, k=max_out)
+    final_valid = final_scores > -1.0
+    final_boxes = tf.gather(tf.reshape(kept_boxes, [batch, flat, 4]), order, batch_dims=1)
+    return {
+        "detection_boxes": tf.where(final_valid[..., None], final_boxes, 0.0),
+        "detection_scores": tf.where(final_valid, final_scores, 0.0),
+        "detection_classes": tf.where(final_valid, order // max_out + 1, 0),
+        "num_detections": tf.reduce_sum(tf.cast(final_valid, tf.int32), axis=1),
+    }
+
+
+@keras.saving.register_keras_serializable(package="garden_vision")
+class DetectionGenerator(keras.layers.Layer):
+    """Final detections of two-stage detectors (Faster / Mask / Cascade R-CNN).
+
+    The box head scores every ROI for every class (softmax over logits with class 0 the
+    background, or per-class sigmoids) and regresses one box per class relative to the ROI.
+    The generator decodes those class-specific boxes (the Faster R-CNN coder, with the
+    `regression_weights` the targets were encoded with: `[10, 10, 5, 5]` for Faster
+    R-CNN), clips them to the image, drops the background class and runs NMS per class:
+
+    - `"batched"`: `tf.image.combined_non_max_suppression` (ignores `pre_nms_top_k`).
+    - `"v1"`: per class, the `pre_nms_top_k` best boxes, then greedy NMS with the score
+      threshold (TensorFlow's NMS kernel, one image and class at a time, which skips the
+      many low-scoring boxes quickly), or Soft-NMS when `soft_nms_sigma` is set.
+    - `"v2"`: per class, the `pre_nms_top_k` best boxes, score filtering, then the tiled
+      NMS of the sorted boxes, one class at a time for every image (Model Garden's TPU
+      path: static shapes throughout).
+
+    All three give the same detections (hard NMS), sorted by score over classes; entries
+    past `num_detections` are zero (boxes, scores and classes).
+
+    Example:
+
+        generator = DetectionGenerator(max_num_detections=100)
+        detections = generator(box_outputs, class_outputs, rois, image_shape,
+                               regression_weights=[10.0, 10.0, 5.0, 5.0])
+        detections["detection_boxes"]  # [batch, 100, 4] pixels
+
+    Args:
+      apply_nms: Whether to run NMS. If False, `decoded_boxes` `[batch, N, C - 1, 4]`
+        (`[batch, N, 1, 4]` without per-class boxes) and `decoded_box_scores`
+        `[batch, N, C - 1]` are returned instead.
+      pre_nms_top_k: How many of the best boxes per class enter NMS (v1, v2).
+      pre_nms_score_threshold: Boxes scoring at or below it are dropped before NMS.
+      nms_iou_threshold: The IoU above which a lower-scoring box of a class is suppressed.
+      max_num_detections: How many detections each image keeps.
+      nms_version: `"batched"`, `"v1"` or `"v2"`.
+      use_cpu_nms: Whether to place NMS on the CPU.
+      soft_nms_sigma: If set, Soft-NMS with this sigma (v1 only; 0 is hard NMS).
+      use_sigmoid_probability: Whether scores are per-class sigmoids instead of a softmax.
+      **kwargs: Layer arguments (`name`, `dtype`; float32 by default, whatever the global
+        mixed-precision policy).
+
+    Raises:
+      ValueError: For an unknown `nms_version`, `soft_nms_sigma` without `"v1"`, or a
+        non-positive `max_num_detections` / `pre_nms_top_k`.
+    """
+
+    def __init__(
+        self,
+        apply_nms: bool = True,
+        pre_nms_top_k: int = 5000,
+        pre_nms_score_threshold: float = 0.05,
+        nms_iou_threshold: float = 0.5,
+        max_num_detections: int = 100,
+        nms_version: str = "v2",
+        use_cpu_nms: bool = False,
+        soft_nms_sigma: float | None = None,
+        use_sigmoid_probability: bool = False,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if nms_version not in TWO_STAGE_NMS_VERSIONS:
+            raise ValueError(
+                f"nms_version {nms_version!r} is not supported; expected one of "
+                f"{', '.join(TWO_STAGE_NMS_VERSIONS)}"
+            )
+        if soft_nms_sigma is not None and nms_version != "v1":
+            raise ValueError(
+                f"soft_nms_sigma works only with nms_version 'v1', got {nms_version!r}"
+            )
+        for name, value in (
+            ("max_num_detections", max_num_detections),
+            ("pre_nms_top_k", pre_nms_top_k),
+        ):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.apply_nms = bool(apply_nms)
+        self.pre_nms_top_k = int(pre_nms_top_k)
+        self.pre_nms_score_threshold = float(pre_nms_score_threshold)
+        self.nms_iou_threshold = float(nms_iou_threshold)
+        self.max_num_detections = int(max_num_detections)
+        self.nms_version = nms_version
+        self.use_cpu_nms = bool(use_cpu_nms)
+        self.soft_nms_sigma = None if soft_nms_sigma is None else float(soft_nms_sigma)
+        self.use_sigmoid_probability = bool(use_sigmoid_probability)
+
+    def call(
+        self,
+        raw_boxes: tf.Tensor,
+        raw_scores: tf.Tensor,
+        anchor_boxes: tf.Tensor,
+        image_shape: tf.Tensor | None,
+        regression_weights: Sequence[float] | None = None,
+        bbox_per_class: bool = True,
+    ) -> dict[str, tf.Tensor]:
+        """Generates detections.
+
+        Args:
+          raw_boxes: `[batch, N, num_classes * 4]` class-specific box regressions relative
+            to `anchor_boxes` (`[batch, N, 4]` with `bbox_per_class=False`).
+          raw_scores: `[batch, N, num_classes]` class logits, class 0 the background.
+          anchor_boxes: `[batch, N, 4]` the ROIs the regressions refer to, in pixels.
+          image_shape: `[batch, 2]` `[height, width]` of the scaled images, to clip boxes
+            to; None leaves them unclipped.
+          regression_weights: The 4 weights the box targets were encoded with, or None.
+          bbox_per_class: Whether `raw_boxes` holds one box per class.
+
+        Returns:
+          With NMS: `detection_boxes [batch, M, 4]`, `detection_scores [batch, M]`,
+          `detection_classes` int32 `[batch, M]` (1 and up; 0 for padding) and
+          `num_detections` int32 `[batch]`. Without: `decoded_boxes` and
+          `decoded_box_scores`.
+
+        Raises:
+          ValueError: If the box and score shapes do not fit together.
+        """
+        raw_scores = tf.cast(raw_scores, tf.float32)
+        raw_boxes = tf.cast(raw_boxes, tf.float32)
+        anchor_boxes = tf.cast(anchor_boxes, tf.float32)
+        num_classes = raw_scores.shape[-1]
+        if num_classes is None or num_classes < 2:
+            raise ValueError(
+                "raw_scores must end in a static num_classes >= 2 (background included), "
+                f"got shape {raw_scores.shape}"
+            )
+        if self.use_sigmoid_probability:
+            scores = tf.sigmoid(raw_scores)
+        else:
+            scores = tf.nn.softmax(raw_scores, axis=-1)
+        scores = scores[..., 1:]  # Drops the background.
+        batch = tf.shape(raw_scores)[0]
+        num_boxes = tf.shape(raw_scores)[1]
+        if bbox_per_class:
+            if raw_boxes.shape[-1] not in (None, num_classes * 4):
+                raise ValueError(
+                    f"raw_boxes must end in num_classes * 4 = {num_classes * 4} values with "
+                    f"bbox_per_class, got shape {raw_boxes.shape}"
+                )
+            raw_boxes = tf.reshape(raw_boxes, [batch, num_boxes, num_classes, 4])[:, :, 1:]
+            anchors = anchor_boxes[:, :, None, :]
+        else:
+            if raw_boxes.shape[-1] not in (None, 4):
+                raise ValueError(
+                    "raw_boxes must end in 4 values without bbox_per_class, got shape "
+                    f"{raw_boxes.shape}"
+                )
+            raw_boxes = raw_boxes[:, :, None, :]
+            anchors = anchor_boxes[:, :, None, :]
+        weights = None if regression_weights is None else [float(w) for w in regression_weights]
+        boxes = box_ops.decode_boxes(raw_boxes, anchors, weights=weights)
+        if image_shape is not None:
+            boxes = box_ops.clip_boxes(boxes, tf.cast(image_shape, tf.float32)[:, None, None, :])
+        if not self.apply_nms:
+            return {"decoded_boxes": boxes, "decoded_box_scores": scores}
+        device = tf.device("/CPU:0") if self.use_cpu_nms else contextlib.nullcontext()
+        with device:
+            return _class_specific_detections(
+                boxes,
+                scores,
+                self.nms_version,
+                self.pre_nms_top_k,
+                self.pre_nms_score_threshold,
+                self.nms_iou_threshold,
+                self.max_num_detections,
+                self.soft_nms_sigma,
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "apply_nms": self.apply_nms,
+                "pre_nms_top_k": self.pre_nms_top_k,
+                "pre_nms_score_threshold": self.pre_nms_score_threshold,
+                "nms_iou_threshold": self.nms_iou_threshold,
+                "max_num_detections": self.max_num_detections,
+                "nms_version": self.nms_version,
+                "use_cpu_nms": self.use_cpu_nms,
+                "soft_nms_sigma": self.soft_nms_sigma,
+                "use_sigmoid_probability": self.use_sigmoid_probability,
             }
         )
         return config

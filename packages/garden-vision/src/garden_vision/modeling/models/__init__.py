@@ -3,6 +3,7 @@
 - `ClassificationModel`: a backbone, pooling, dropout and a linear classifier.
 - `RetinaNetModel`: a one-stage detector: backbone, decoder, dense head and detection
   generator.
+- `MaskRCNNModel`: the two-stage detectors (Faster, Mask and Cascade R-CNN).
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -13,6 +14,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         "ClassificationModel": "garden_vision.modeling.classification_model:ClassificationModel",
+        "MaskRCNNModel": "garden_vision.modeling.maskrcnn_model:MaskRCNNModel",
         "RetinaNetModel": "garden_vision.modeling.retinanet_model:RetinaNetModel",
     },
 )
