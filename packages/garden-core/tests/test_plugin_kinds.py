@@ -341,7 +341,8 @@ def test_built_in_optimizers_build_from_plain_mappings_like_plugins():
     optimizer = plugins.build_named(
         "optimizers", "sgd", {"momentum": 0.5}, "x.sgd", learning_rate=0.25
     )
-    assert (type(optimizer), optimizer.momentum) == (keras.optimizers.SGD, 0.5)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert optimizer.momentum == 0.5
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.25
     with pytest.raises(ConfigError, match=r"^unknown key `x\.sgd\.momentun`"):
         plugins.build_named("optimizers", "sgd", {"momentun": 0.5}, "x.sgd", learning_rate=0.1)

@@ -18,13 +18,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from garden_core import plugins
-from garden_core.config import ConfigError
-from garden_core.data import InputReader
 from garden_vision.configs import maskrcnn as config_lib
-from garden_vision.dataloaders import classification_input, maskrcnn_input
+from garden_vision.dataloaders import maskrcnn_input
 from garden_vision.losses import maskrcnn_losses
-from garden_vision.modeling import factory
 from garden_vision.tasks import retinanet
 
 #: The `garden.models` entry `MaskRCNNTask` builds its model with.
@@ -63,34 +59,12 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
     model's input size and `init_checkpoint_modules` are the RetinaNet task's.
     """
 
-    def __init__(self, params: config_lib.MaskRCNNTask, logging_dir=None, name=None):
-        super().__init__(params, logging_dir=logging_dir, name=name)
-
-    # Model.
-
-    def build_model(self) -> keras.Model:
-        config = self.task_config
-        input_specs = keras.layers.InputSpec(shape=[None, *config.model.input_size])
-        model = plugins.build_named(
-            "models",
-            MODEL_BUILDER,
-            config.model,
-            "task.model",
-            input_specs=input_specs,
-            l2_regularizer=factory.l2_regularizer(config.losses.l2_weight_decay),
-        )
-        if config.freeze_backbone:
-            model.backbone.trainable = False
-        return model
+    model_builder = MODEL_BUILDER
 
     # Data.
 
     def build_inputs(self, params: config_lib.DataConfig, input_context=None) -> tf.data.Dataset:
         model = self.task_config.model
-        if params.tfds_name.split("/")[0] == "garden_shapes":
-            from garden_vision.datasets import shapes
-
-            shapes.prepare(params.tfds_name, params.tfds_data_dir or None)
         parser_config = params.parser
         parser = maskrcnn_input.Parser(
             output_size=model.input_size[:2],
@@ -118,13 +92,7 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
             box_outside_image=parser_config.box_outside_image,
         )
         decoder = retinanet.build_decoder(params, include_mask=model.include_mask)
-        reader = InputReader(
-            params,
-            dataset_fn=classification_input.dataset_fn(params),
-            decoder_fn=decoder.decode,
-            parser_fn=parser.parse_fn(params.is_training),
-        )
-        return reader.read(input_context)
+        return self._read(params, parser, decoder, input_context)
 
     # Losses and metrics.
 
@@ -204,20 +172,9 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
     def build_metrics(self, training: bool = True) -> list[keras.metrics.Metric]:
         if training:
             return [keras.metrics.Mean(name, dtype="float32") for name in LOSS_NAMES]
-        config = self.task_config
-        if config.use_coco_metrics:
-            if config.validation_data.tfds_name and config.annotation_file:
-                raise ConfigError(
-                    "`task.annotation_file` is set but `task.validation_data` reads TFDS "
-                    f"({config.validation_data.tfds_name!r}): ground truth comes from the "
-                    "dataset; clear one of them"
-                )
-            from garden_vision.evaluation import coco_evaluator
-
-            self.coco_metric = coco_evaluator.COCOEvaluator(
-                annotation_file=config.annotation_file or None,
-                include_mask=config.model.include_mask,
-                per_category_metrics=config.per_category_metrics,
+        if self.task_config.use_coco_metrics:
+            self.coco_metric = self._coco_evaluator(
+                include_mask=self.task_config.model.include_mask
             )
         return []
 

@@ -104,6 +104,9 @@ class RetinaNetTask(Task):
 
     checkpoint_iterator = False
 
+    #: The `garden.models` entry the model is built with.
+    model_builder = MODEL_BUILDER
+
     def __init__(self, params: config_lib.RetinaNetTask, logging_dir=None, name=None):
         super().__init__(params, logging_dir=logging_dir, name=name)
         model = params.model
@@ -141,7 +144,7 @@ class RetinaNetTask(Task):
         input_specs = keras.layers.InputSpec(shape=[None, *config.model.input_size])
         model = plugins.build_named(
             "models",
-            MODEL_BUILDER,
+            self.model_builder,
             config.model,
             "task.model",
             input_specs=input_specs,
@@ -174,12 +177,22 @@ class RetinaNetTask(Task):
 
     # Data.
 
-    def build_inputs(self, params: config_lib.DataConfig, input_context=None) -> tf.data.Dataset:
-        model = self.task_config.model
+    def _read(self, params: Any, parser: Any, decoder: Any, input_context=None) -> tf.data.Dataset:
+        """Reads `params`' records (preparing `garden_shapes` first) through `parser`."""
         if params.tfds_name.split("/")[0] == "garden_shapes":
             from garden_vision.datasets import shapes
 
             shapes.prepare(params.tfds_name, params.tfds_data_dir or None)
+        reader = InputReader(
+            params,
+            dataset_fn=classification_input.dataset_fn(params),
+            decoder_fn=decoder.decode,
+            parser_fn=parser.parse_fn(params.is_training),
+        )
+        return reader.read(input_context)
+
+    def build_inputs(self, params: config_lib.DataConfig, input_context=None) -> tf.data.Dataset:
+        model = self.task_config.model
         parser_config = params.parser
         parser = retinanet_input.Parser(
             output_size=model.input_size[:2],
@@ -201,13 +214,7 @@ class RetinaNetTask(Task):
             num_classes=model.num_classes,
             box_outside_image=parser_config.box_outside_image,
         )
-        reader = InputReader(
-            params,
-            dataset_fn=classification_input.dataset_fn(params),
-            decoder_fn=build_decoder(params).decode,
-            parser_fn=parser.parse_fn(params.is_training),
-        )
-        return reader.read(input_context)
+        return self._read(params, parser, build_decoder(params), input_context)
 
     # Losses and metrics.
 
@@ -234,21 +241,28 @@ class RetinaNetTask(Task):
         metrics = [keras.metrics.Mean(name, dtype="float32") for name in LOSS_NAMES]
         config = self.task_config
         if not training and config.use_coco_metrics:
-            if config.validation_data.tfds_name and config.annotation_file:
-                raise ConfigError(
-                    "`task.annotation_file` is set but `task.validation_data` reads TFDS "
-                    f"({config.validation_data.tfds_name!r}): ground truth comes from the "
-                    "dataset; clear one of them"
-                )
-            from garden_vision.evaluation import coco_evaluator
-
-            self.coco_metric = coco_evaluator.COCOEvaluator(
-                annotation_file=config.annotation_file or None,
-                include_mask=False,
-                per_category_metrics=config.per_category_metrics,
-                max_num_eval_detections=config.max_num_eval_detections,
+            self.coco_metric = self._coco_evaluator(
+                include_mask=False, max_num_eval_detections=config.max_num_eval_detections
             )
         return metrics
+
+    def _coco_evaluator(self, **settings: Any) -> Any:
+        """The COCO evaluator of the validation data (ground truth from the annotation file
+        or gathered from the data)."""
+        config = self.task_config
+        if config.validation_data.tfds_name and config.annotation_file:
+            raise ConfigError(
+                "`task.annotation_file` is set but `task.validation_data` reads TFDS "
+                f"({config.validation_data.tfds_name!r}): ground truth comes from the "
+                "dataset; clear one of them"
+            )
+        from garden_vision.evaluation import coco_evaluator
+
+        return coco_evaluator.COCOEvaluator(
+            annotation_file=config.annotation_file or None,
+            per_category_metrics=config.per_category_metrics,
+            **settings,
+        )
 
     def _update_loss_metrics(self, metrics, losses: dict[str, tf.Tensor]) -> None:
         for metric in metrics or []:
