@@ -915,28 +915,5 @@ def shapes_instance_segmentation() -> ExperimentConfig:
             train_data=data("train", True),
             validation_data=data("validation", False),
         ),
-        trainer=TrainerConfig(
-            train_steps=epochs * epoch,
-            steps_per_loop=epoch,
-            summary_interval=epoch,
-            checkpoint_interval=epoch,
-            validation_interval=4 * epoch,
-            validation_steps=-1,
-            max_to_keep=3,
-            best_checkpoint_export_subdir="best_ckpt",
-            best_checkpoint_eval_metric="mask_AP",
-            optimizer_config=OptimizationConfig.from_dict(
-                {
-                    "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-                    "learning_rate": {
-                        "type": "cosine",
-                        "cosine": {"initial_learning_rate": 0.02, "decay_steps": epochs * epoch},
-                    },
-                    "warmup": {
-                        "type": "linear",
-                        "linear": {"warmup_steps": epoch, "warmup_learning_rate": 0.0},
-                    },
-                }
-            ),
-        ),
+        trainer=retinanet.shapes_trainer(epochs, epoch, "mask_AP", 0.02),
     )

@@ -686,6 +686,39 @@ SHAPES_MULTI_VAL_EXAMPLES = 500
 SHAPES_DETECTION_NUM_CLASSES = 10
 
 
+def shapes_trainer(epochs: int, epoch: int, metric: str, learning_rate: float) -> TrainerConfig:
+    """The trainer of the `garden_shapes` detection demos: SGD with momentum 0.9, a cosine
+    schedule after one epoch of linear warm-up, a checkpoint every epoch, evaluation every
+    four, and the best checkpoint by `metric` kept in `best_ckpt`."""
+    return TrainerConfig(
+        train_steps=epochs * epoch,
+        steps_per_loop=epoch,
+        summary_interval=epoch,
+        checkpoint_interval=epoch,
+        validation_interval=4 * epoch,
+        validation_steps=-1,
+        max_to_keep=3,
+        best_checkpoint_export_subdir="best_ckpt",
+        best_checkpoint_eval_metric=metric,
+        optimizer_config=OptimizationConfig.from_dict(
+            {
+                "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
+                "learning_rate": {
+                    "type": "cosine",
+                    "cosine": {
+                        "initial_learning_rate": learning_rate,
+                        "decay_steps": epochs * epoch,
+                    },
+                },
+                "warmup": {
+                    "type": "linear",
+                    "linear": {"warmup_steps": epoch, "warmup_learning_rate": 0.0},
+                },
+            }
+        ),
+    )
+
+
 def shapes_detection() -> ExperimentConfig:
     """A small RetinaNet on the built-in `garden_shapes/multi` dataset (128x128, 1-4 shapes).
 
@@ -742,28 +775,5 @@ def shapes_detection() -> ExperimentConfig:
             train_data=data("train", True),
             validation_data=data("validation", False),
         ),
-        trainer=TrainerConfig(
-            train_steps=epochs * epoch,
-            steps_per_loop=epoch,
-            summary_interval=epoch,
-            checkpoint_interval=epoch,
-            validation_interval=4 * epoch,
-            validation_steps=-1,
-            max_to_keep=3,
-            best_checkpoint_export_subdir="best_ckpt",
-            best_checkpoint_eval_metric="AP",
-            optimizer_config=OptimizationConfig.from_dict(
-                {
-                    "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-                    "learning_rate": {
-                        "type": "cosine",
-                        "cosine": {"initial_learning_rate": 0.04, "decay_steps": epochs * epoch},
-                    },
-                    "warmup": {
-                        "type": "linear",
-                        "linear": {"warmup_steps": epoch, "warmup_learning_rate": 0.0},
-                    },
-                }
-            ),
-        ),
+        trainer=shapes_trainer(epochs, epoch, "AP", 0.04),
     )
