@@ -415,6 +415,102 @@ def test_mask_ground_truth_from_an_annotation_file_agrees(tmp_path):
     assert metrics["mask_AP50"] == pytest.approx(1.0)
 
 
+def _random_mask_case(seed, num_images=4, height=48, width=64, grid=8):
+    """Random blob ground-truth masks (each filling part of its box) and predictions with
+    random `grid x grid` mask probabilities over jittered boxes."""
+    rng = np.random.default_rng(seed)
+    gt_images, pred_images, gt_masks, pred_masks = [], [], [], []
+    rows, cols = np.mgrid[0:height, 0:width] + 0.5
+    for image_id in range(1, num_images + 1):
+        objects, masks, detections, grids = [], [], [], []
+        for _ in range(rng.integers(1, 4)):
+            y0, x0 = rng.uniform(0, height - 20), rng.uniform(0, width - 24)
+            box = (y0, x0, y0 + rng.uniform(8, 20), x0 + rng.uniform(8, 24))
+            centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            radius = rng.uniform(0.35, 0.6) * min(box[2] - box[0], box[3] - box[1])
+            blob = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius**2).astype(np.uint8)
+            label = int(rng.choice((1, 3)))
+            objects.append((box, label, 0))
+            masks.append(blob)
+            if rng.uniform() < 0.85:
+                detections.append(
+                    (
+                        tuple(np.float32(np.asarray(box) + rng.normal(0, 1.0, 4))),
+                        label,
+                        float(np.float32(rng.uniform())),
+                    )
+                )
+                disc = (
+                    np.linspace(-1, 1, grid)[:, None] ** 2 + np.linspace(-1, 1, grid)[None, :] ** 2
+                )
+                grids.append(np.clip(1.2 - disc + rng.normal(0, 0.3, (grid, grid)), 0, 1))
+        gt_images.append((image_id, height, width, objects))
+        gt_masks.append(masks)
+        pred_images.append((image_id, detections))
+        pred_masks.append(grids)
+    return gt_images, gt_masks, pred_images, pred_masks
+
+
+def test_mask_metrics_match_pycocotools_segm_run_directly(tmp_path):
+    import tensorflow as tf
+
+    from garden_vision.ops import mask_ops
+
+    height, width, grid = 48, 64, 8
+    gt_images, gt_masks, pred_images, pred_masks = _random_mask_case(
+        5, height=height, width=width, grid=grid
+    )
+    # The reference: COCO JSON with RLE ground truth, pasted predicted masks RLE-encoded by the
+    # test, and pycocotools' own loadRes and COCOeval(iouType="segm").
+    dataset = _coco_json(gt_images, categories=(1, 3))
+    for annotation, mask in zip(dataset["annotations"], sum(gt_masks, []), strict=True):
+        rle = mask_api.encode(np.asfortranarray(mask))
+        annotation["area"] = float(mask_api.area(rle))
+        annotation["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+    annotation_file = tmp_path / "instances.json"
+    annotation_file.write_text(json.dumps(dataset))
+    results = []
+    for (image_id, detections), grids in zip(pred_images, pred_masks, strict=True):
+        for (box, label, score), probabilities in zip(detections, grids, strict=True):
+            pasted = mask_ops.paste_instance_masks_yxyx(
+                probabilities[None], np.asarray(box, np.float64)[None], height, width
+            )[0]
+            rle = mask_api.encode(np.asfortranarray(pasted))
+            results.append(
+                {"image_id": image_id, "category_id": label, "score": score, "segmentation": rle}
+            )
+    reference_gt = coco_api.COCO(str(annotation_file))
+    coco_eval = cocoeval.COCOeval(reference_gt, reference_gt.loadRes(results), iouType="segm")
+    coco_eval.evaluate()
+    coco_eval.accumulate()
+    coco_eval.summarize()
+    reference = coco_eval.stats
+    assert 0.05 < reference[0] < 0.95  # a case with something to get wrong
+
+    predictions = _predictions(pred_images, max_detections=4)
+    predictions["image_info"][:, 0] = (height, width)
+    predictions["detection_masks"] = np.zeros((len(pred_images), 4, grid, grid), np.float32)
+    for j, grids in enumerate(pred_masks):
+        for k, probabilities in enumerate(grids):
+            predictions["detection_masks"][j, k] = probabilities
+    groundtruths = _groundtruths(gt_images, max_instances=4)
+    del groundtruths["areas"]
+    encoded = np.full((len(gt_images), 4), b"", dtype=object)
+    for j, masks in enumerate(gt_masks):
+        for k, mask in enumerate(masks):
+            encoded[j, k] = tf.io.encode_png(mask[..., None]).numpy()
+    groundtruths["masks"] = encoded
+    for evaluator, gt in (
+        (COCOEvaluator(include_mask=True), groundtruths),
+        (COCOEvaluator(annotation_file=str(annotation_file), include_mask=True), None),
+    ):
+        evaluator.update_state(gt, predictions)
+        metrics = evaluator.result()
+        np.testing.assert_allclose(
+            [metrics[f"mask_{name}"] for name in ALL_NAMES], reference, rtol=1e-6, atol=1e-9
+        )
+
+
 def test_paste_instance_masks_fills_pixels_whose_centres_are_in_the_box():
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -9,6 +9,7 @@ import tensorflow as tf
 from test_fpn import shapes_only, trainable_params
 
 from garden_core import experiment_factory
+from garden_core.testing import models as model_checks
 from garden_vision.configs import maskrcnn
 from garden_vision.losses import maskrcnn_losses
 from garden_vision.modeling import factory
@@ -152,8 +153,8 @@ def test_faster_rcnn_has_no_mask_outputs():
 
 def test_cascade_stages_have_their_own_heads_outputs_and_targets():
     model = _build(_tiny_config(cascade=True))
-    assert len(model.detection_head) == 3
-    assert len({id(head) for head in model.detection_head}) == 3
+    assert len(model.detection_heads) == 3
+    assert len({id(head) for head in model.detection_heads}) == 3
     images, image_shape, gt_boxes, gt_classes, gt_masks = _batch()
     outputs = model(
         images,
@@ -171,6 +172,15 @@ def test_cascade_stages_have_their_own_heads_outputs_and_targets():
     assert inference["detection_masks"].shape == (2, 6, 28, 28)
 
 
+@pytest.mark.parametrize("cascade", [False, True], ids=["mask_rcnn", "cascade"])
+def test_training_checkpoints_hold_every_weight(cascade, tmp_path):
+    # Every stage's detection head and the mask head come back from `tf.train.Checkpoint`
+    # (as training, evaluation and export read them) into a freshly built model.
+    config = _tiny_config(cascade=cascade)
+    images, *_ = _batch()
+    model_checks.check_checkpoint_round_trip(_build(config), _build(config), images, tmp_path)
+
+
 def test_bad_component_combinations_are_errors():
     config = _tiny_config(cascade=True)
     model = _build(config)
@@ -178,7 +188,7 @@ def test_bad_component_combinations_are_errors():
         "backbone": model.backbone,
         "decoder": model.decoder,
         "rpn_head": model.rpn_head,
-        "detection_head": model.detection_head,
+        "detection_head": model.detection_heads,
         "roi_generator": model.roi_generator,
         "roi_sampler": model.roi_sampler,
         "roi_aligner": model.roi_aligner,
@@ -188,7 +198,7 @@ def test_bad_component_combinations_are_errors():
         MaskRCNNModel(**parts)
     with pytest.raises(ValueError, match="one head per stage"):
         MaskRCNNModel(
-            **{**parts, "detection_head": model.detection_head[:1]}, class_agnostic_bbox_pred=True
+            **{**parts, "detection_head": model.detection_heads[:1]}, class_agnostic_bbox_pred=True
         )
     with pytest.raises(ValueError, match="mask_sampler"):
         MaskRCNNModel(**parts, class_agnostic_bbox_pred=True, mask_head=model.mask_head)

@@ -1,5 +1,6 @@
 """`MaskRCNNTask` end to end through the CLI: Mask R-CNN trains and evaluates with COCO box
-and mask metrics; Faster R-CNN (no masks) and bad configs.
+and mask metrics, exports with `detection_masks` and serves them (also drawn by
+`garden-detect`); Faster R-CNN (no masks) and bad configs.
 
 The data are tiny TFRecords in Model Garden's detection layout with PNG instance masks, which
 the tests write (`detection_data.box_images`: bright rectangles on dark noise, one colour per
@@ -12,7 +13,8 @@ import json
 
 import numpy as np
 import pytest
-from detection_data import box_images, write_detection_tfrecords
+import tensorflow as tf
+from detection_data import box_images, detection_example, encode_image, write_detection_tfrecords
 
 from garden_core import cli, experiment_factory, task_factory
 from garden_core.config import ConfigError
@@ -123,8 +125,16 @@ def _run(params, root, name) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_mask_rcnn_trains_and_reports_box_and_mask_coco_metrics(data_files, tmp_path):
-    records = _run(experiment(tiny_overrides(*data_files)), tmp_path, "maskrcnn_resnetfpn_coco")
+@pytest.fixture(scope="module")
+def trained(data_files, tmp_path_factory):
+    """Mask R-CNN trained and evaluated by `garden train`: (params, root, metric records)."""
+    params = experiment(tiny_overrides(*data_files))
+    root = tmp_path_factory.mktemp("run")
+    return params, root, _run(params, root, "maskrcnn_resnetfpn_coco")
+
+
+def test_mask_rcnn_trains_and_reports_box_and_mask_coco_metrics(trained):
+    _, _, records = trained
     train = [r["metrics"] for r in records if r["mode"] == "train"]
     assert len(train) == 2
     for name in ("rpn_score_loss", "rpn_box_loss", "frcnn_cls_loss", "frcnn_box_loss"):
@@ -157,3 +167,103 @@ def test_bad_configs_name_the_field(data_files):
     overrides["task"]["model"]["input_size"] = [60, 60, 3]
     with pytest.raises(ConfigError, match="input_size"):
         task_factory.get_task(experiment(overrides).task)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    params, root, _ = trained
+    export_dir = str(tmp_path_factory.mktemp("export") / "segmenter")
+    status = cli.main(
+        ["export", "--experiment", "maskrcnn_resnetfpn_coco"]
+        + ["--config_file", str(root / "params.yaml"), "--checkpoint_path", str(root / "model")]
+        + ["--export_dir", export_dir, "--input_type", "image_tensor,image_bytes,tf_example"]
+    )
+    assert status == 0
+    return params, str(root / "model"), export_dir
+
+
+def test_export_serves_masks_from_images_bytes_and_examples_like_the_model(exported):
+    params, model_dir, export_dir = exported
+    samples = box_images(
+        3, height=48, width=80, max_boxes=2, num_classes=NUM_CLASSES, seed=7, with_masks=True
+    )
+    images = np.stack([s.image for s in samples])
+    loaded = tf.saved_model.load(export_dir)
+    assert set(loaded.signatures) == {"serving_default", "image_bytes", "tf_example"}
+    from_tensors = loaded.signatures["serving_default"](tf.constant(images))
+    assert set(from_tensors) == {
+        "detection_boxes",
+        "detection_scores",
+        "detection_classes",
+        "num_detections",
+        "detection_masks",
+        "image_info",
+    }
+    # max_num_detections 10, masks of mask_head's 28x28 (Model Garden's default), in [0, 1].
+    masks = from_tensors["detection_masks"].numpy()
+    assert masks.shape == (3, 10, 28, 28)
+    assert masks.min() >= 0.0
+    assert masks.max() <= 1.0
+    from_bytes = loaded.signatures["image_bytes"](
+        tf.constant([encode_image(s.image, "png") for s in samples])
+    )
+    from_examples = loaded.signatures["tf_example"](
+        tf.constant(
+            [detection_example(s.image, s.boxes, s.classes, source_id=s.source_id) for s in samples]
+        )
+    )
+    for outputs in (from_bytes, from_examples):
+        for key in ("detection_boxes", "detection_scores", "detection_masks"):
+            np.testing.assert_allclose(outputs[key], from_tensors[key], atol=1e-4)
+
+    # The served masks are the checkpoint's on the same preprocessed image.
+    model = task_factory.get_task(params.task).build_model()
+    tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(model_dir)).expect_partial()
+    from garden_vision.ops import preprocess_ops
+
+    image = preprocess_ops.normalize_image(tf.cast(images[0], tf.float32))
+    image, info = preprocess_ops.resize_and_crop_image(image, [SIZE, SIZE], [SIZE, SIZE])
+    direct = model(image[tf.newaxis], image_shape=info[tf.newaxis, 1], training=False)
+    count = int(direct["num_detections"][0])
+    assert count == int(from_tensors["num_detections"][0]) > 0
+    np.testing.assert_allclose(
+        from_tensors["detection_masks"][0, :count], direct["detection_masks"][0, :count], atol=1e-4
+    )
+
+
+def test_detect_command_draws_the_masks(exported, tmp_path, capsys):
+    _, _, export_dir = exported
+    (sample,) = box_images(
+        1, height=SIZE, width=SIZE, max_boxes=2, num_classes=NUM_CLASSES, seed=7, with_masks=True
+    )
+    assert len(sample.boxes) == 2
+    image_file = tmp_path / "scene.png"
+    image_file.write_bytes(encode_image(sample.image, "png"))
+    from garden_vision.tools import detect
+
+    status = detect.main(
+        ["--saved_model_dir", export_dir, "--image", str(image_file), "--min_score", "0"]
+        + ["--output_dir", str(tmp_path / "drawn")]
+    )
+    assert status == 0
+    assert "detections with score >= 0" in capsys.readouterr().out
+    drawn = tf.io.decode_png((tmp_path / "drawn" / "scene.png").read_bytes()).numpy()
+    # Inside the boxes the masks tint whole areas (not only the two-pixel outlines).
+    function, kind = detect._signature(export_dir)
+    _, found = detect.detect(function, kind, image_file.read_bytes())
+    assert found["masks"].shape == (len(found["boxes"]), SIZE, SIZE)
+    changed = np.any(drawn != sample.image, axis=-1)
+    assert changed.sum() > found["masks"].any(axis=0).sum() * 0.5
+    assert found["masks"].any(axis=0).sum() > 0
+
+
+def test_tflite_input_is_not_offered_for_two_stage_detectors(trained, tmp_path, capsys):
+    params, root, _ = trained
+    status = cli.main(
+        ["export", "--experiment", "maskrcnn_resnetfpn_coco"]
+        + ["--config_file", str(root / "params.yaml"), "--checkpoint_path", str(root / "model")]
+        + ["--export_dir", str(tmp_path / "lite"), "--input_type", "tflite"]
+    )
+    assert status != 0
+    assert "tflite" in capsys.readouterr().err
+    assert not (tmp_path / "lite").exists()

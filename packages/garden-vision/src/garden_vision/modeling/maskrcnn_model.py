@@ -168,7 +168,12 @@ class MaskRCNNModel(keras.Model):
         self.backbone = backbone
         self.decoder = decoder
         self.rpn_head = rpn_head
-        self.detection_head = heads
+        # Each stage's head is an attribute of its own (`detection_head`, `detection_head_1`,
+        # ...): `tf.train.Checkpoint` does not see layers a Keras 3 model holds in a list, so
+        # their weights would be missing from training checkpoints.
+        self._detection_head_names = [_suffixed("detection_head", i) for i in range(len(heads))]
+        for name, head in zip(self._detection_head_names, heads, strict=True):
+            setattr(self, name, head)
         self.roi_generator = roi_generator
         self.roi_sampler = samplers
         self.roi_aligner = roi_aligner
@@ -190,12 +195,17 @@ class MaskRCNNModel(keras.Model):
         return self.mask_head is not None
 
     @property
+    def detection_heads(self) -> list[keras.layers.Layer]:
+        """The detection head of each stage (one without a cascade)."""
+        return [getattr(self, name) for name in self._detection_head_names]
+
+    @property
     def checkpoint_items(self) -> dict[str, Any]:
         """Sub-modules a partial checkpoint restore can name (`init_checkpoint_modules`)."""
         items: dict[str, Any] = {
             "backbone": self.backbone,
             "rpn_head": self.rpn_head,
-            "detection_head": self.detection_head,
+            **{name: getattr(self, name) for name in self._detection_head_names},
         }
         if self.decoder is not None:
             items["decoder"] = self.decoder
@@ -213,7 +223,7 @@ class MaskRCNNModel(keras.Model):
         self.rpn_head(features)
         channels = next(iter(features.values())).shape[-1]
         crop = self.roi_aligner.get_config()["crop_size"]
-        for head in self.detection_head:
+        for head in self.detection_heads:
             if not head.built:
                 head.build((None, None, crop, crop, channels))
         if self.mask_head is not None and not self.mask_head.built:
@@ -291,7 +301,8 @@ class MaskRCNNModel(keras.Model):
             outputs[_suffixed("class_targets", stage)] = classes
             outputs[_suffixed("box_targets", stage)] = box_targets
         roi_features = self.roi_aligner(features, rois, training=training)
-        class_outputs, box_outputs = self.detection_head[stage](roi_features, training=training)
+        head = getattr(self, self._detection_head_names[stage])
+        class_outputs, box_outputs = head(roi_features, training=training)
         outputs[_suffixed("class_outputs", stage)] = class_outputs
         outputs[_suffixed("box_outputs", stage)] = box_outputs
         return class_outputs, box_outputs, rois, matched
@@ -435,7 +446,7 @@ class MaskRCNNModel(keras.Model):
             "backbone": _serialize(self.backbone),
             "decoder": _serialize(self.decoder),
             "rpn_head": _serialize(self.rpn_head),
-            "detection_head": _serialize(self.detection_head),
+            "detection_head": _serialize(self.detection_heads),
             "roi_generator": _serialize(self.roi_generator),
             "roi_sampler": _serialize(self.roi_sampler),
             "roi_aligner": _serialize(self.roi_aligner),

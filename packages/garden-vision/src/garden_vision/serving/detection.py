@@ -1,4 +1,5 @@
-"""`DetectionModule`: serving signatures of object detectors (RetinaNet).
+"""Serving signatures of object detectors: `DetectionModule` (RetinaNet) and
+`MaskRCNNModule` (Faster R-CNN, Mask R-CNN, Cascade R-CNN).
 
 Input types (`garden export --input_type`, several may be given as a comma list):
 
@@ -21,6 +22,12 @@ resized size, scale, offset) with which boxes map back to the original image:
 `boxes / image_info[:, 2:3, :]` tiled to four coordinates. With
 `detection_generator.apply_nms: false` the outputs are `decoded_boxes` and
 `decoded_box_scores` before suppression.
+
+A Mask R-CNN also returns `detection_masks`: `[batch, max_detections, mask_height,
+mask_width]` foreground probabilities, each stretched over its detection box (Model
+Garden's layout); `garden_vision.ops.mask_ops.paste_instance_masks_yxyx` pastes them into
+the image (`garden-detect` does so when it draws). With `outer_boxes_scale > 1` the masks
+cover `detection_outer_boxes`, which are returned too.
 """
 
 from __future__ import annotations
@@ -118,23 +125,28 @@ class DetectionModule(ExportModule):
                 "decoded_box_scores": detections["decoded_box_scores"],
                 "image_info": image_info,
             }
-        export_config = self._task.export_config
+        # Only RetinaNet's task has an export config (as in Model Garden).
+        export_config = getattr(self._task, "export_config", None)
         boxes = detections["detection_boxes"]
-        if export_config.output_normalized_coordinates:
-            boxes = boxes / tf.tile(image_info[:, 2:3, :], [1, 1, 2])
-            boxes = box_ops.normalize_boxes(boxes, image_info[:, 0:1, :])
         num_detections = detections["num_detections"]
         classes = detections["detection_classes"]
-        if export_config.cast_num_detections_to_float:
-            num_detections = tf.cast(num_detections, tf.float32)
-        if export_config.cast_detection_classes_to_float:
-            classes = tf.cast(classes, tf.float32)
+        if export_config is not None:
+            if export_config.output_normalized_coordinates:
+                boxes = boxes / tf.tile(image_info[:, 2:3, :], [1, 1, 2])
+                boxes = box_ops.normalize_boxes(boxes, image_info[:, 0:1, :])
+            if export_config.cast_num_detections_to_float:
+                num_detections = tf.cast(num_detections, tf.float32)
+            if export_config.cast_detection_classes_to_float:
+                classes = tf.cast(classes, tf.float32)
         outputs = {
             "detection_boxes": boxes,
             "detection_scores": detections["detection_scores"],
             "detection_classes": classes,
             "num_detections": num_detections,
         }
+        for key in ("detection_masks", "detection_outer_boxes"):
+            if key in detections:
+                outputs[key] = detections[key]
         if generator.nms_version != "tflite":
             outputs["image_info"] = image_info
         return outputs
@@ -180,3 +192,12 @@ class DetectionModule(ExportModule):
             key: functions[input_type].get_concrete_function()
             for input_type, key in function_keys.items()
         }
+
+
+class MaskRCNNModule(DetectionModule):
+    """Serves a two-stage detector (with `detection_masks` when it predicts masks).
+
+    The input types are those of `DetectionModule` but `tflite`.
+    """
+
+    INPUT_TYPES = ("image_tensor", "image_bytes", "tf_example")

@@ -209,3 +209,8 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
             predictions["image_info"] = labels["image_info"]
             logs["coco_metric"] = (labels["groundtruths"], predictions)
         return logs
+
+    def build_export_module(self, model: keras.Model, params: Any):
+        from garden_vision.serving.detection import MaskRCNNModule
+
+        return MaskRCNNModule(params, model)

@@ -5,7 +5,9 @@ Reads a SavedModel written by `garden export` for a detection experiment (its
 detection above `--min_score` (class id, class name when `--label_file` names them, score,
 and the box `[ymin, xmin, ymax, xmax]` in the image's own pixels), and with `--output_dir`
 writes `NAME.png` beside nothing else: the image with every kept box drawn, one colour per
-class. PNGs are written under a temporary name and renamed into place when complete.
+class, and for an instance-segmentation model (Mask R-CNN, whose export returns
+`detection_masks`) each kept instance's mask pasted into the image and tinted in its
+class colour. PNGs are written under a temporary name and renamed into place when complete.
 
 Usage:
 
@@ -29,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from garden_orbit.utils import atomic_write
+from garden_vision.ops import mask_ops
 
 _PROG = "garden-detect"
 # Distinct colours (RGB, 0-1) cycled through by class id.
@@ -107,7 +110,9 @@ def detect(function: Any, kind: str, encoded: bytes) -> tuple[np.ndarray, dict[s
     """Runs the detector on one encoded image; returns the image and its detections.
 
     The boxes are mapped to the image's own pixels (through `image_info` when the model
-    returns pixels of its resized input, or from normalized coordinates).
+    returns pixels of its resized input, or from normalized coordinates). With
+    `detection_masks` in the outputs the detections also hold `masks`: `[count, height,
+    width]` 0/1 masks pasted into the image.
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     if kind == "tensor":
@@ -116,19 +121,41 @@ def detect(function: Any, kind: str, encoded: bytes) -> tuple[np.ndarray, dict[s
         outputs = function(tf.constant([encoded]))
     outputs = {key: value.numpy()[0] for key, value in outputs.items()}
     count = int(outputs["num_detections"])
-    boxes = outputs["detection_boxes"][:count].astype(np.float64)
     height, width = image.shape[0], image.shape[1]
-    if "image_info" in outputs:
-        scale = outputs["image_info"][2]
-        boxes = boxes / np.tile(scale, 2)
-    elif boxes.size and boxes.max() <= 1.0 + 1e-6:
-        boxes = boxes * np.array([height, width, height, width])
-    boxes = np.clip(boxes, 0.0, [height, width, height, width])
-    return image.numpy(), {
+
+    def to_image_pixels(boxes: np.ndarray) -> np.ndarray:
+        boxes = boxes[:count].astype(np.float64)
+        if "image_info" in outputs:
+            boxes = boxes / np.tile(outputs["image_info"][2], 2)
+        elif boxes.size and boxes.max() <= 1.0 + 1e-6:
+            boxes = boxes * np.array([height, width, height, width])
+        return np.clip(boxes, 0.0, [height, width, height, width])
+
+    boxes = to_image_pixels(outputs["detection_boxes"])
+    found = {
         "boxes": boxes,
         "scores": outputs["detection_scores"][:count],
         "classes": outputs["detection_classes"][:count].astype(np.int64),
     }
+    if "detection_masks" in outputs:
+        # The masks cover the outer boxes when the model has them.
+        mask_boxes = boxes
+        if "detection_outer_boxes" in outputs:
+            mask_boxes = to_image_pixels(outputs["detection_outer_boxes"])
+        found["masks"] = mask_ops.paste_instance_masks_yxyx(
+            outputs["detection_masks"][:count], mask_boxes, height, width
+        )
+    return image.numpy(), found
+
+
+def draw_masks(image: np.ndarray, masks: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The uint8 image with each 0/1 mask `[height, width]` tinted half-way to its class colour."""
+    drawn = image.astype(np.float32)
+    for mask, class_id in zip(masks, classes, strict=True):
+        colour = _PALETTE[int(class_id) % len(_PALETTE)] * 255.0
+        inside = mask.astype(bool)
+        drawn[inside] = 0.5 * drawn[inside] + 0.5 * colour
+    return np.round(drawn).astype(np.uint8)
 
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -182,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ) from None
             keep = found["scores"] >= args.min_score
             boxes, scores, classes = (found[k][keep] for k in ("boxes", "scores", "classes"))
+            if "masks" in found:
+                image = draw_masks(image, found["masks"][keep], classes)
             print(f"{path}: {len(scores)} detections with score >= {args.min_score:g}")
             for box, score, class_id in zip(boxes, scores, classes, strict=True):
                 name = names.get(int(class_id), "")
