@@ -88,23 +88,30 @@ def _fail(message: str) -> None:
 # Data, written once by `make-data` with NumPy and plain TensorFlow (no library code).
 
 
-def _anchors(image_size: int) -> dict[int, np.ndarray]:
+def _anchors(
+    image_size: int,
+    min_level: int = MIN_LEVEL,
+    max_level: int = MAX_LEVEL,
+    num_scales: int = NUM_SCALES,
+    aspect_ratios: tuple[float, ...] = ASPECT_RATIOS,
+    anchor_size: float = ANCHOR_SIZE,
+) -> dict[int, np.ndarray]:
     """Pixel yxyx anchors by level, `[H_l, W_l, A * 4]`, Model Garden's layout and order.
 
     Centres at `(i + 0.5) * stride`; for each scale (outer) and aspect ratio (inner) a box
     of height `anchor_size * stride * 2**(scale / num_scales) / sqrt(ratio)` and width
-    `... * sqrt(ratio)`.
+    `... * sqrt(ratio)`. The defaults are RetinaNet's settings above.
     """
     anchors = {}
-    for level in range(MIN_LEVEL, MAX_LEVEL + 1):
+    for level in range(min_level, max_level + 1):
         stride = 2**level
         cells = math.ceil(image_size / stride)
         centres = (np.arange(cells) + 0.5) * stride
         cy, cx = np.meshgrid(centres, centres, indexing="ij")
         boxes = []
-        for scale in range(NUM_SCALES):
-            for ratio in ASPECT_RATIOS:
-                base = ANCHOR_SIZE * stride * 2 ** (scale / NUM_SCALES)
+        for scale in range(num_scales):
+            for ratio in aspect_ratios:
+                base = anchor_size * stride * 2 ** (scale / num_scales)
                 half_h, half_w = base / math.sqrt(ratio) / 2, base * math.sqrt(ratio) / 2
                 boxes.append(np.stack([cy - half_h, cx - half_w, cy + half_h, cx + half_w], -1))
         anchors[level] = np.concatenate(boxes, axis=-1).astype(np.float32)
@@ -132,6 +139,21 @@ def _random_boxes(rng, count: int, height: float, width: float) -> np.ndarray:
     return np.stack([top, left, top + box_h, left + box_w], -1)
 
 
+def _encode(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """`[dy, dx, dh, dw]` of yxyx `boxes` against their `anchors` (both `[N, 4]`, weights None)."""
+    anchor_h, anchor_w = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+    box_h, box_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.stack(
+        [
+            (boxes[:, 0] + box_h / 2 - anchors[:, 0] - anchor_h / 2) / anchor_h,
+            (boxes[:, 1] + box_w / 2 - anchors[:, 1] - anchor_w / 2) / anchor_w,
+            np.log(box_h / anchor_h),
+            np.log(box_w / anchor_w),
+        ],
+        -1,
+    )
+
+
 def _make_train_batch(directory: str, batch_size: int, image_size: int) -> None:
     """Images and anchor targets (IoU >= 0.5 positive, else negative, as Model Garden's).
 
@@ -143,8 +165,6 @@ def _make_train_batch(directory: str, batch_size: int, image_size: int) -> None:
     rng = np.random.default_rng(0)
     anchors = _anchors(image_size)
     flat = np.concatenate([anchors[level].reshape(-1, 4) for level in anchors])
-    anchor_h, anchor_w = flat[:, 2] - flat[:, 0], flat[:, 3] - flat[:, 1]
-    anchor_cy, anchor_cx = flat[:, 0] + anchor_h / 2, flat[:, 1] + anchor_w / 2
     arrays = {"images": rng.normal(size=(batch_size, image_size, image_size, 3)).astype(np.float32)}
     cls_targets, box_targets, box_weights = [], [], []
     for _ in range(batch_size):
@@ -156,17 +176,7 @@ def _make_train_batch(directory: str, batch_size: int, image_size: int) -> None:
         positive = iou.max(axis=1) >= 0.5
         positive[iou.argmax(axis=0)] = True
         matched[iou.argmax(axis=0)] = np.arange(count)
-        gt = boxes[matched]
-        gt_h, gt_w = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
-        encoded = np.stack(
-            [
-                (gt[:, 0] + gt_h / 2 - anchor_cy) / anchor_h,
-                (gt[:, 1] + gt_w / 2 - anchor_cx) / anchor_w,
-                np.log(gt_h / anchor_h),
-                np.log(gt_w / anchor_w),
-            ],
-            -1,
-        )
+        encoded = _encode(boxes[matched], flat)
         cls_targets.append(np.where(positive, classes[matched], 0).astype(np.int32))
         box_targets.append(np.where(positive[:, None], encoded, 0.0).astype(np.float32))
         box_weights.append(positive.astype(np.float32))
@@ -421,6 +431,26 @@ def _tfm_training(image_size: int):
 # Measurements.
 
 
+def time_steps(step, library: str, warmup_steps: int, steps: int) -> tuple[float, float, float]:
+    """Runs `step` (returns the loss) for the warm-up, then times `steps` more.
+
+    Returns the first and last losses (both required finite) and the timed seconds.
+    """
+    first_loss = float(step().numpy())
+    if not math.isfinite(first_loss):
+        _fail(f"{library}: the first training step's loss is {first_loss}")
+    for _ in range(max(warmup_steps - 1, 0)):
+        step().numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    last_loss = float(loss.numpy())
+    elapsed = time.perf_counter() - start
+    if not math.isfinite(last_loss):
+        _fail(f"{library}: the training loss became {last_loss}")
+    return first_loss, last_loss, elapsed
+
+
 def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
     import tensorflow as tf
 
@@ -453,18 +483,7 @@ def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
-    first_loss = float(step().numpy())
-    if not math.isfinite(first_loss):
-        _fail(f"{library}: the first training step's loss is {first_loss}")
-    for _ in range(max(warmup_steps - 1, 0)):
-        step().numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    last_loss = float(loss.numpy())
-    elapsed = time.perf_counter() - start
-    if not math.isfinite(last_loss):
-        _fail(f"{library}: the training loss became {last_loss}")
+    first_loss, last_loss, elapsed = time_steps(step, library, warmup_steps, steps)
     _emit(
         what="train",
         library=library,

@@ -1,7 +1,9 @@
-"""Runs `detection_bench.py` for garden-vision and tf-models-official alternately; prints ratios.
+"""Runs `detection_bench.py` and `maskrcnn_bench.py` for garden-vision and tf-models-official
+alternately; prints ratios.
 
     python benchmarks/detection_compare.py --garden_python PY --tfm_python PY [--repeats 3]
-        [--batch_size 2] [--image_size 256] [--only train,input,coco_eval] [--data_dir DIR]
+        [--batch_size 2] [--image_size 256] [--data_dir DIR]
+        [--only train,input,coco_eval,maskrcnn_train,maskrcnn_serve]
 
 `make-data` writes the shared data once (with the Garden interpreter, plain NumPy and
 TensorFlow code); then each measurement runs in a fresh process of each side's own
@@ -14,7 +16,13 @@ agree, or the script exits with status 1 naming the difference:
 - `input`: the same keys and shapes in a batch of images and labels (dtypes that differ
   are listed: Garden's class targets are int32, Model Garden's int64), and the same values
   (within `INPUT_TOLERANCE`) in both sides' evaluation-mode parse of the first records;
-- `coco_eval`: every COCO metric (`AP`, `AP50`, ..., `ARl`) within 1e-6.
+- `coco_eval`: every COCO metric (`AP`, `AP50`, ..., `ARl`) within 1e-6;
+- `maskrcnn_train`: the same trainable-parameter count (46,367,089, Model Garden's own
+  `maskrcnn_resnetfpn_coco` model, as `test_maskrcnn_model.py` also checks) and the same
+  model and loss settings (`maskrcnn_bench.SETTINGS`); finite first losses;
+- `maskrcnn_serve`: both exports are made from the same weights (Model Garden's, loaded into
+  Garden's model) and must return the same detections on the same image: count and
+  classes equal, scores, boxes and masks within `SERVE_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -27,19 +35,29 @@ import tempfile
 
 import compare_lib
 import detection_bench
+import maskrcnn_bench
 import numpy as np
 
-BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detection_bench.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
 METRIC_TOLERANCE = 1e-6
 INPUT_TOLERANCE = 1e-4
+# Largest differences allowed between the two exports' outputs (same weights, same image):
+# scores and mask probabilities, and box coordinates in pixels.
+SERVE_TOLERANCE = {"detection_scores": 1e-4, "detection_masks": 1e-3, "detection_boxes": 1e-2}
+MEASUREMENTS = detection_bench.MEASUREMENTS + maskrcnn_bench.MEASUREMENTS
+MASKRCNN_PARAMETERS = 46_367_089
 
 
 def _run(python: str, *args: str) -> dict:
+    script = "maskrcnn_bench.py" if args[0] in (*maskrcnn_bench.MEASUREMENTS, "export") else None
+    if args[0] == "make-data" and "--maskrcnn" in args:
+        script, args = "maskrcnn_bench.py", tuple(a for a in args if a != "--maskrcnn")
+    script = script or "detection_bench.py"
     try:
-        return compare_lib.run_json(python, BENCH, *args)
+        return compare_lib.run_json(python, os.path.join(HERE, script), *args)
     except subprocess.CalledProcessError as error:
         sys.exit(
-            f"detection_compare.py: `{python} detection_bench.py {' '.join(args)}` failed "
+            f"detection_compare.py: `{python} {script} {' '.join(args)}` failed "
             f"with exit status {error.returncode}:\n{error.stderr[-4000:]}"
         )
 
@@ -149,7 +167,71 @@ def _check_coco(records: dict[str, dict]) -> None:
         )
 
 
-CHECKS = {"train": _check_train, "input": _check_input, "coco_eval": _check_coco}
+def _check_maskrcnn_train(records: dict[str, dict]) -> None:
+    garden, tfm = records["garden"], records["tfm"]
+    print(
+        f"Mask R-CNN ResNet-50 FPN trainable parameters: Garden {garden['parameters']:,}, "
+        f"Model Garden {tfm['parameters']:,}; first-step losses (finite, not compared: ROI "
+        f"sampling is random): Garden {garden['first_loss']:.4g}, Model Garden "
+        f"{tfm['first_loss']:.4g}"
+    )
+    if not garden["parameters"] == tfm["parameters"] == MASKRCNN_PARAMETERS:
+        sys.exit(
+            "detection_compare.py: FAILED, trainable parameters are not both "
+            f"{MASKRCNN_PARAMETERS:,}: Garden {garden['parameters']:,}, Model Garden "
+            f"{tfm['parameters']:,}"
+        )
+    differences = [
+        f"{key}: Garden {garden['settings'][key]!r}, Model Garden {tfm['settings'][key]!r}"
+        for key in maskrcnn_bench.SETTINGS
+        if garden["settings"][key] != tfm["settings"][key]
+    ]
+    if differences:
+        sys.exit(
+            "detection_compare.py: FAILED, the maskrcnn_resnetfpn_coco settings differ:\n  "
+            + "\n  ".join(differences)
+        )
+    print(f"The {len(maskrcnn_bench.SETTINGS)} model and loss settings compared agree.")
+
+
+def _check_maskrcnn_serve(records: dict[str, dict], data: str) -> None:
+    garden, tfm = (
+        np.load(os.path.join(data, f"serve_outputs_{library}.npz")) for library in ("garden", "tfm")
+    )
+    count = int(tfm["num_detections"][0])
+    if int(garden["num_detections"][0]) != count or count == 0:
+        sys.exit(
+            "detection_compare.py: FAILED, the exports detect "
+            f"{int(garden['num_detections'][0])} (Garden) and {count} (Model Garden) objects"
+        )
+    if not np.array_equal(
+        garden["detection_classes"][0, :count], tfm["detection_classes"][0, :count]
+    ):
+        sys.exit("detection_compare.py: FAILED, the exports' detection classes differ")
+    differences = {
+        key: float(np.abs(garden[key][0, :count] - tfm[key][0, :count]).max())
+        for key in SERVE_TOLERANCE
+    }
+    failed = [f"{k}: {v:.3g}" for k, v in differences.items() if v > SERVE_TOLERANCE[k]]
+    if failed:
+        sys.exit(
+            "detection_compare.py: FAILED, the exports' outputs differ (largest absolute "
+            "difference):\n  " + "\n  ".join(failed)
+        )
+    print(
+        f"Exported Mask R-CNN (same weights, same image): both detect {count} objects with the "
+        "same classes; largest differences "
+        + ", ".join(f"{k} {v:.2g}" for k, v in differences.items())
+        + "."
+    )
+
+
+CHECKS = {
+    "train": _check_train,
+    "input": _check_input,
+    "coco_eval": _check_coco,
+    "maskrcnn_train": _check_maskrcnn_train,
+}
 
 
 def main() -> None:
@@ -166,17 +248,18 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=256, help="TFRecords for `input`.")
     parser.add_argument("--coco_images", type=int, default=400, help="Images for `coco_eval`.")
     parser.add_argument("--coco_batch_size", type=int, default=8)
+    parser.add_argument("--serve_calls", type=int, default=10)
     parser.add_argument(
         "--data_dir", default=None, help="Where to write the data (default: a temporary dir)."
     )
     parser.add_argument(
         "--only",
-        default=",".join(detection_bench.MEASUREMENTS),
+        default=",".join(MEASUREMENTS),
         help="Comma-separated measurements to run (default: all).",
     )
     args = parser.parse_args()
-    only = [name for name in detection_bench.MEASUREMENTS if name in args.only.split(",")]
-    unknown = set(args.only.split(",")) - set(detection_bench.MEASUREMENTS)
+    only = [name for name in MEASUREMENTS if name in args.only.split(",")]
+    unknown = set(args.only.split(",")) - set(MEASUREMENTS)
     if unknown:
         parser.error(f"--only: unknown measurements {sorted(unknown)}")
     sides = {"garden": args.garden_python, "tfm": args.tfm_python}
@@ -184,26 +267,37 @@ def main() -> None:
         "train": ["--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps)],
         "input": ["--batch_size", str(args.input_batch_size), "--epochs", str(args.input_epochs)],
         "coco_eval": ["--batch_size", str(args.coco_batch_size)],
+        "maskrcnn_train": ["--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps)],
+        "maskrcnn_serve": ["--calls", str(args.serve_calls)],
     }
 
     results: compare_lib.Results = {}
     with tempfile.TemporaryDirectory() as temporary:
         data = args.data_dir or temporary
-        _run(
-            args.garden_python,
-            "make-data",
-            data,
-            "--only",
-            ",".join(only),
-            "--batch_size",
-            str(args.batch_size),
-            "--image_size",
-            str(args.image_size),
-            "--records",
-            str(args.records),
-            "--coco_images",
-            str(args.coco_images),
-        )
+        single = [name for name in only if name in detection_bench.MEASUREMENTS]
+        if single:
+            _run(
+                args.garden_python,
+                "make-data",
+                data,
+                "--only",
+                ",".join(single),
+                "--batch_size",
+                str(args.batch_size),
+                "--image_size",
+                str(args.image_size),
+                "--records",
+                str(args.records),
+                "--coco_images",
+                str(args.coco_images),
+            )
+        if set(only) & set(maskrcnn_bench.MEASUREMENTS):
+            size = ["--batch_size", str(args.batch_size), "--image_size", str(args.image_size)]
+            _run(args.garden_python, "make-data", data, "--maskrcnn", *size)
+        if "maskrcnn_serve" in only:
+            # Model Garden's side first: Garden's export loads the weights it writes.
+            for library in ("tfm", "garden"):
+                _run(sides[library], "export", "--library", library, "--data", data)
         for repeat in range(args.repeats):
             for measurement in only:
                 records = {}
@@ -227,7 +321,9 @@ def main() -> None:
                         results.setdefault(("input_cpu", library), []).append(
                             record["images_per_cpu_second"]
                         )
-                if repeat == 0:
+                if repeat == 0 and measurement == "maskrcnn_serve":
+                    _check_maskrcnn_serve(records, data)
+                elif repeat == 0:
                     CHECKS[measurement](records)
 
     rows = [
@@ -246,6 +342,18 @@ def main() -> None:
         ),
         ("input_cpu", "RetinaNet input pipeline, images per CPU-second", True),
         (
+            "maskrcnn_train",
+            f"Mask R-CNN ResNet-50 FPN training, images/s (batch {args.batch_size}, "
+            f"{args.image_size}x{args.image_size}, SGD with momentum, same `tf.function` step)",
+            True,
+        ),
+        (
+            "maskrcnn_serve",
+            "Mask R-CNN ResNet-50 FPN exported SavedModel, images/s (batch 1, a 480x640 "
+            f"image, model input {args.image_size}x{args.image_size}, same weights)",
+            True,
+        ),
+        (
             "coco_eval",
             f"COCO evaluation of {args.coco_images} images (update_state + result), s",
             False,
@@ -254,7 +362,17 @@ def main() -> None:
     rows = [row for row in rows if row[0].split("_cpu")[0] in only]
     print()
     compare_lib.print_table(
-        "garden-vision", results, rows, show_spread=("train", "input", "input_cpu", "coco_eval")
+        "garden-vision",
+        results,
+        rows,
+        show_spread=(
+            "train",
+            "input",
+            "input_cpu",
+            "coco_eval",
+            "maskrcnn_train",
+            "maskrcnn_serve",
+        ),
     )
 
 

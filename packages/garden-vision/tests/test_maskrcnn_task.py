@@ -145,6 +145,9 @@ def test_mask_rcnn_trains_and_reports_box_and_mask_coco_metrics(trained):
     for name in ("AP", "AP50", "ARmax100", *MASK_METRICS):
         assert name in evaluation
         assert evaluation[name] is not None
+    # Evaluation computes no loss (no ROIs are sampled against the ground truth), so none
+    # is reported.
+    assert "validation_loss" not in evaluation
 
 
 def test_faster_rcnn_trains_without_masks(data_files, tmp_path):

@@ -147,8 +147,9 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
     """Trains and evaluates a `Task` (Model Garden's `base_trainer.Trainer`).
 
     Create it inside the strategy's scope. Train outputs: `training_loss`, the task's
-    training metrics and `learning_rate`; evaluation outputs: `validation_loss`, the task's
-    evaluation metrics and whatever `Task.reduce_aggregated_logs` returns.
+    training metrics and `learning_rate`; evaluation outputs: `validation_loss` (when the
+    task's `validation_step` returns its loss; Mask R-CNN's, like Model Garden's, computes
+    none), the task's evaluation metrics and whatever `Task.reduce_aggregated_logs` returns.
     """
 
     def __init__(
@@ -204,6 +205,8 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
 
         self.train_loss = keras.metrics.Mean("training_loss", dtype="float32")
         self.validation_loss = keras.metrics.Mean("validation_loss", dtype="float32")
+        # Set while the evaluation step is traced, if the task's step returns a loss.
+        self._validation_step_has_loss = False
         self.train_metrics = task.build_metrics(training=True) if train else []
         self.validation_metrics = task.build_metrics(training=False) if evaluate else []
 
@@ -469,7 +472,9 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
             logs = self._task.validation_step(
                 inputs, model=self._model, metrics=self.validation_metrics
             )
-            self.validation_loss.update_state(logs[self._task.loss])
+            if self._task.loss in logs:
+                self._validation_step_has_loss = True
+                self.validation_loss.update_state(logs[self._task.loss])
             return logs
 
         outputs = self._strategy.run(step_fn, args=(next(iterator),))
@@ -480,7 +485,8 @@ class Trainer(orbit.StandardTrainer, orbit.StandardEvaluator):
 
     def eval_end(self, aggregated_logs: Any = None) -> dict[str, Any]:
         logs = {metric.name: metric.result() for metric in self.validation_metrics}
-        logs[self.validation_loss.name] = self.validation_loss.result()
+        if self._validation_step_has_loss:
+            logs[self.validation_loss.name] = self.validation_loss.result()
         if aggregated_logs is not None:
             logs.update(
                 self._task.reduce_aggregated_logs(aggregated_logs, global_step=self._global_step)

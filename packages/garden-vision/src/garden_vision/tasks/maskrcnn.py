@@ -199,7 +199,9 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
     def validation_step(self, inputs, model, metrics=None):
         features, labels = inputs
         outputs = self._call_model(model, features, labels, training=False)
-        logs = {self.loss: tf.constant(0.0)}
+        # No loss (as in Model Garden): the model samples no ROIs against the ground truth
+        # at inference, so there are no targets to compute one on.
+        logs = {}
         if self.coco_metric is not None:
             keys = _COCO_OUTPUTS + (
                 ("detection_masks",) if self.task_config.model.include_mask else ()
