@@ -107,6 +107,16 @@ def test_export_writes_a_saved_model_that_predicts_like_the_checkpoint(trained, 
     assert tf.saved_model.load(str(export_dir)).signatures["serving_default"] is not None
 
 
+def test_a_mixed_precision_run_gives_the_callers_dtype_policy_back(tmp_path):
+    assert keras.config.dtype_policy().name == "float32"
+    status = cli.main(
+        ["train", "--experiment", "mock", "--mode", "train", "--model_dir", str(tmp_path)]
+        + ["--params_override", "trainer.train_steps=2,runtime.mixed_precision_dtype=bfloat16"]
+    )
+    assert status == 0
+    assert keras.config.dtype_policy().name == "float32"
+
+
 def test_export_with_ema_serves_the_averaged_weights(tmp_path, capsys):
     overrides = QUICK + ",trainer.optimizer_config.ema.average_decay=0.9"
     model_dir = tmp_path / "run"

@@ -196,3 +196,20 @@ def write_detection_tfrecords(
         for sample in samples:
             writer.write(sample_example(sample, image_format))
     return path
+
+
+def serve_three_ways(export_dir: str, samples: Sequence[DetectionSample]) -> list[dict]:
+    """An exported detector's outputs for the samples' images through its `serving_default`
+    (image_tensor), `image_bytes` (PNGs) and `tf_example` signatures, in that order."""
+    signatures = tf.saved_model.load(export_dir).signatures
+    assert set(signatures) == {"serving_default", "image_bytes", "tf_example"}
+    images = np.stack([sample.image for sample in samples])
+    encoded = [encode_image(sample.image, "png") for sample in samples]
+    examples = [
+        detection_example(s.image, s.boxes, s.classes, source_id=s.source_id) for s in samples
+    ]
+    return [
+        signatures["serving_default"](tf.constant(images)),
+        signatures["image_bytes"](tf.constant(encoded)),
+        signatures["tf_example"](tf.constant(examples)),
+    ]

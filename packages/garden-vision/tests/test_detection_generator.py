@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from nms_reference import nms as _nms
 
 from garden_vision.modeling.layers.detection_generator import (
     MultilevelDetectionGenerator,
@@ -32,35 +33,6 @@ def _outputs(batch, seed=0, box_noise=0.2):
         raw_scores[level] = rng.normal(-1.0, 2.0, (batch, height, width, 2 * NUM_CLASSES))
         raw_scores[level] = raw_scores[level].astype(np.float32)
     return raw_boxes, raw_scores
-
-
-def _iou(a, b):
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(
-        0.0, min(a[3], b[3]) - max(a[1], b[1])
-    )
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _nms(boxes, scores, max_output, iou_threshold, score_threshold, sigma=None):
-    """Greedy (or, with `sigma`, TensorFlow's soft) NMS: (indices, scores) kept in order."""
-    scores = scores.astype(np.float64).copy()
-    alive = [i for i in np.argsort(-scores, kind="stable") if scores[i] > score_threshold]
-    kept, kept_scores = [], []
-    while alive and len(kept) < max_output:
-        best = max(alive, key=lambda i: scores[i])
-        alive.remove(best)
-        kept.append(best)
-        kept_scores.append(scores[best])
-        for i in list(alive):
-            iou = _iou(boxes[best], boxes[i])
-            if sigma is None:
-                scores[i] = scores[i] if iou <= iou_threshold else -np.inf
-            else:
-                scores[i] *= math.exp(-0.5 * iou * iou / sigma)
-            if scores[i] <= score_threshold:
-                alive.remove(i)
-    return kept, kept_scores
 
 
 def numpy_decode(raw_boxes, raw_scores, weights=(1.0, 1.0, 1.0, 1.0), clip=True):

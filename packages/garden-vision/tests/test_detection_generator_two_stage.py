@@ -12,40 +12,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from nms_reference import nms as _nms
 
 from garden_vision.modeling.layers.detection_generator import DetectionGenerator
 
 WEIGHTS = [10.0, 10.0, 5.0, 5.0]
 NUM_CLASSES = 4  # Background + 3.
 IMAGE_SHAPE = np.array([[60, 60], [50, 40]], np.float32)
-
-
-def _iou(a, b):
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(
-        0.0, min(a[3], b[3]) - max(a[1], b[1])
-    )
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _nms(boxes, scores, max_output, iou_threshold, score_threshold, sigma=None):
-    scores = scores.astype(np.float64).copy()
-    alive = [i for i in np.argsort(-scores, kind="stable") if scores[i] > score_threshold]
-    kept, kept_scores = [], []
-    while alive and len(kept) < max_output:
-        best = max(alive, key=lambda i: scores[i])
-        alive.remove(best)
-        kept.append(best)
-        kept_scores.append(scores[best])
-        for i in list(alive):
-            iou = _iou(boxes[best], boxes[i])
-            if sigma is None:
-                scores[i] = scores[i] if iou <= iou_threshold else -np.inf
-            else:
-                scores[i] *= math.exp(-0.5 * iou * iou / sigma)
-            if scores[i] <= score_threshold:
-                alive.remove(i)
-    return kept, kept_scores
 
 
 def _head_outputs(seed, batch=2, num_rois=24):

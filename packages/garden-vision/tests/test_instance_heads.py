@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from head_checks import conv3x3, n_params
 
 from garden_core.config import ConfigError
 from garden_core.testing import models as model_checks
@@ -29,17 +30,6 @@ def roi_features(batch=2, rois=3, side=4, channels=8, seed=0):
 
 def roi_classes(num_classes, batch=2, rois=3, seed=1):
     return np.random.default_rng(seed).integers(0, num_classes, size=(batch, rois)).astype("int32")
-
-
-def conv3x3(x, kernel, bias):
-    """'Same' 3x3 convolution in NumPy: x [N, H, W, C], kernel [3, 3, C, F]."""
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    height, width = x.shape[1:3]
-    out = np.zeros((*x.shape[:3], kernel.shape[-1]))
-    for dy in range(3):
-        for dx in range(3):
-            out += padded[:, dy : dy + height, dx : dx + width, :] @ kernel[dy, dx]
-    return out + bias
 
 
 def deconv(x, kernel, bias, stride):
@@ -68,11 +58,6 @@ def set_norm(layer, rng, channels):
 def norm_relu(x, values):
     gamma, beta, mean, variance = values
     return np.maximum((x - mean) / np.sqrt(variance + EPSILON) * gamma + beta, 0.0)
-
-
-def n_params(layer, trainable_only=False):
-    weights = layer.trainable_weights if trainable_only else layer.weights
-    return sum(int(np.prod(w.shape)) for w in weights)
 
 
 def check_saved_model(head, inputs, signature, tmp_path):

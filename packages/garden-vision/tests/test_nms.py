@@ -8,16 +8,9 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from nms_reference import iou as _iou
 
 from garden_vision.ops import box_ops, nms
-
-
-def _iou(a, b):
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(
-        0.0, min(a[3], b[3]) - max(a[1], b[1])
-    )
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def numpy_nms(boxes, scores, max_output, iou_threshold, score_threshold=-np.inf):

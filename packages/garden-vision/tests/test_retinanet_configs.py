@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from garden_core.config import ConfigError
+from garden_core.testing import model_garden_configs
+from garden_core.testing.model_garden_configs import flatten
 from garden_vision.configs import retinanet
 
 DATA = pathlib.Path(__file__).parent / "data" / "model_garden"
@@ -28,16 +30,7 @@ FACTORIES = {
 
 
 def fixture(name: str) -> dict:
-    return yaml.safe_load((DATA / f"{name}.yaml").read_text(encoding="utf-8"))
-
-
-def flatten(value, path=""):
-    if isinstance(value, dict):
-        items = {}
-        for key, item in value.items():
-            items.update(flatten(item, f"{path}.{key}" if path else key))
-        return items
-    return {path: value}
+    return model_garden_configs.fixture(DATA, name)
 
 
 def loaded(name: str, data: dict):

@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from head_checks import conv3x3, n_params, pyramid_features
 
 from garden_core import registry
 from garden_core.config import ConfigError
@@ -23,11 +24,7 @@ SIZES = {"3": 8, "4": 4, "5": 2}
 
 
 def features(channels=8, batch=2, seed=0, sizes=SIZES):
-    rng = np.random.default_rng(seed)
-    return {
-        level: rng.normal(size=(batch, side, side, channels)).astype("float32")
-        for level, side in sizes.items()
-    }
+    return pyramid_features(sizes, channels, batch, seed)
 
 
 def tiny_head(**kwargs):
@@ -40,21 +37,6 @@ def tiny_head(**kwargs):
         "num_filters": 8,
     }
     return RetinaNetHead(**{**settings, **kwargs})
-
-
-def conv3x3(x, kernel, bias):
-    """'Same' 3x3 convolution in NumPy: x [B, H, W, C], kernel [3, 3, C, F]."""
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    height, width = x.shape[1:3]
-    out = np.zeros((*x.shape[:3], kernel.shape[-1]))
-    for dy in range(3):
-        for dx in range(3):
-            out += padded[:, dy : dy + height, dx : dx + width, :] @ kernel[dy, dx]
-    return out + bias
-
-
-def n_params(layer):
-    return sum(int(np.prod(w.shape)) for w in layer.weights)
 
 
 def test_output_shapes_per_level_and_float32_logits():

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from detection_data import box_images, detection_example, encode_image, write_detection_tfrecords
+from detection_data import (
+    box_images,
+    detection_example,
+    encode_image,
+    serve_three_ways,
+    write_detection_tfrecords,
+)
 
 from garden_core import cli, experiment_factory, task_factory
 from garden_core.config import ConfigError
@@ -150,10 +156,7 @@ def test_export_serves_images_bytes_and_examples_like_the_model(exported):
     params, model_dir, export_dir = exported
     samples = box_images(3, height=48, width=80, max_boxes=2, num_classes=NUM_CLASSES, seed=7)
     images = np.stack([s.image for s in samples])
-    encoded = [encode_image(s.image, "png") for s in samples]
-    loaded = tf.saved_model.load(export_dir)
-    assert set(loaded.signatures) == {"serving_default", "image_bytes", "tf_example"}
-    from_tensors = loaded.signatures["serving_default"](tf.constant(images))
+    from_tensors, from_bytes, from_examples = serve_three_ways(export_dir, samples)
     assert set(from_tensors) == {
         "detection_boxes",
         "detection_scores",
@@ -161,11 +164,6 @@ def test_export_serves_images_bytes_and_examples_like_the_model(exported):
         "num_detections",
         "image_info",
     }
-    from_bytes = loaded.signatures["image_bytes"](tf.constant(encoded))
-    examples = [
-        detection_example(s.image, s.boxes, s.classes, source_id=s.source_id) for s in samples
-    ]
-    from_examples = loaded.signatures["tf_example"](tf.constant(examples))
     for outputs in (from_bytes, from_examples):
         for key in ("detection_boxes", "detection_scores", "num_detections"):
             np.testing.assert_allclose(outputs[key], from_tensors[key], atol=1e-4)

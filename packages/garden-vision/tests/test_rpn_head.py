@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from head_checks import conv3x3, n_params, pyramid_features
 
 from garden_core.config import ConfigError
 from garden_core.testing import models as model_checks
@@ -16,11 +17,7 @@ SIZES = {"2": 8, "3": 4, "4": 2}
 
 
 def features(channels=8, batch=2, seed=0, sizes=SIZES):
-    rng = np.random.default_rng(seed)
-    return {
-        level: rng.normal(size=(batch, side, side, channels)).astype("float32")
-        for level, side in sizes.items()
-    }
+    return pyramid_features(sizes, channels, batch, seed)
 
 
 def tiny_head(**kwargs):
@@ -32,22 +29,6 @@ def tiny_head(**kwargs):
         "num_filters": 8,
     }
     return RPNHead(**{**settings, **kwargs})
-
-
-def conv3x3(x, kernel, bias):
-    """'Same' 3x3 convolution in NumPy: x [B, H, W, C], kernel [3, 3, C, F]."""
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    height, width = x.shape[1:3]
-    out = np.zeros((*x.shape[:3], kernel.shape[-1]))
-    for dy in range(3):
-        for dx in range(3):
-            out += padded[:, dy : dy + height, dx : dx + width, :] @ kernel[dy, dx]
-    return out + bias
-
-
-def n_params(layer, trainable_only=False):
-    weights = layer.trainable_weights if trainable_only else layer.weights
-    return sum(int(np.prod(w.shape)) for w in weights)
 
 
 def test_scores_and_boxes_per_level_in_float32():

@@ -324,16 +324,25 @@ def _guarded(command, args: argparse.Namespace) -> int:
         FileNotFoundError,
         FileExistsError,
     )
+    previous_policy = None
     if args.command != "show":
+        import keras
+
         from garden_core.base_trainer import LossBlowupError
         from garden_core.data import CorruptRecordError, InputNotFoundError
 
         expected += (LossBlowupError, CorruptRecordError, InputNotFoundError)
+        # `runtime.mixed_precision_dtype` sets Keras' global dtype policy; a command run
+        # in-process (`cli.main`) gives the caller's policy back.
+        previous_policy = keras.config.dtype_policy()
     try:
         return command(args)
     except expected as error:
         print(f"garden: error: {error}", file=sys.stderr)
         return _EXIT_FAILURE
+    finally:
+        if previous_policy is not None:
+            keras.config.set_dtype_policy(previous_policy)
 
 
 def run() -> NoReturn:

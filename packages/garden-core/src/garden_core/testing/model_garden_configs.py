@@ -78,11 +78,18 @@ def fixture_problems(data_dir: str | pathlib.Path, offered: list[str]) -> list[s
     return problems
 
 
-def _flatten(value: Any, path: str = "") -> dict[str, Any]:
+def fixture(data_dir: str | pathlib.Path, name: str) -> dict[str, Any]:
+    """Model Garden's YAML of experiment `name` (its fixture in `data_dir`) as a dict."""
+    path = pathlib.Path(data_dir) / f"{fixture_stem(name)}.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def flatten(value: Any, path: str = "") -> dict[str, Any]:
+    """A nested dict as `{dotted.path: value}` of its leaves."""
     if isinstance(value, dict):
         items: dict[str, Any] = {}
         for key, item in value.items():
-            items.update(_flatten(item, f"{path}.{key}" if path else str(key)))
+            items.update(flatten(item, f"{path}.{key}" if path else str(key)))
         return items
     return {path: value}
 
@@ -93,10 +100,9 @@ def changed_fields(data_dir: str | pathlib.Path, name: str) -> set[str]:
     The YAML is applied with a strict `override` and the result validated, so a field Garden
     does not know, or does not support away from its default, raises `ConfigError`.
     """
-    path = pathlib.Path(data_dir) / f"{fixture_stem(name)}.yaml"
     params = experiment_factory.get_experiment_config(name)
-    params.override(yaml.safe_load(path.read_text(encoding="utf-8")))
+    params.override(fixture(data_dir, name))
     params.validate()
-    loaded = _flatten(params.as_dict())
-    default = _flatten(experiment_factory.get_experiment_config(name).as_dict())
+    loaded = flatten(params.as_dict())
+    default = flatten(experiment_factory.get_experiment_config(name).as_dict())
     return {key for key in loaded if loaded[key] != default.get(key)}

@@ -32,10 +32,8 @@ from garden_core.config import (
     Config,
     ConfigError,
     ExperimentConfig,
-    OptimizationConfig,
     RuntimeConfig,
     TaskConfig,
-    TrainerConfig,
 )
 from garden_vision.configs import backbones, common, decoders, retinanet
 
@@ -636,24 +634,6 @@ class MaskRCNNTask(TaskConfig):
             )
 
 
-def _coco_data(
-    train_batch_size: int, eval_batch_size: int, aug_scale: tuple[float, float]
-) -> tuple[DataConfig, DataConfig]:
-    train = DataConfig(
-        input_path=os.path.join(COCO_INPUT_PATH_BASE, "train*"),
-        is_training=True,
-        global_batch_size=train_batch_size,
-        parser=Parser(aug_rand_hflip=True, aug_scale_min=aug_scale[0], aug_scale_max=aug_scale[1]),
-    )
-    validation = DataConfig(
-        input_path=os.path.join(COCO_INPUT_PATH_BASE, "val*"),
-        is_training=False,
-        global_batch_size=eval_batch_size,
-        drop_remainder=False,
-    )
-    return train, validation
-
-
 def _coco_experiment(
     model: MaskRCNN,
     *,
@@ -671,7 +651,13 @@ def _coco_experiment(
     """A COCO two-stage recipe: 91 classes, flips and scale jitter in `aug_scale`, SGD with
     momentum 0.9, linear warmup from 0.0067 and two tenfold decays, L2 decay 4e-5, and
     evaluation against `instances_val2017.json` every `steps_per_epoch` steps."""
-    train, validation = _coco_data(train_batch_size, eval_batch_size, aug_scale)
+    train, validation = retinanet.coco_data(
+        DataConfig,
+        Parser(aug_rand_hflip=True, aug_scale_min=aug_scale[0], aug_scale_max=aug_scale[1]),
+        train_batch_size,
+        eval_batch_size,
+        drop_remainder=False,
+    )
     model.num_classes = 91
     return ExperimentConfig(
         runtime=runtime,
@@ -683,29 +669,13 @@ def _coco_experiment(
             validation_data=validation,
             **task_fields,
         ),
-        trainer=TrainerConfig(
+        trainer=retinanet.coco_trainer(
+            steps_per_epoch=steps_per_epoch,
             train_steps=train_steps,
-            validation_steps=COCO_VAL_EXAMPLES // eval_batch_size,
-            validation_interval=steps_per_epoch,
-            steps_per_loop=steps_per_epoch,
-            summary_interval=steps_per_epoch,
-            checkpoint_interval=steps_per_epoch,
-            optimizer_config=OptimizationConfig.from_dict(
-                {
-                    "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
-                    "learning_rate": {
-                        "type": "stepwise",
-                        "stepwise": {
-                            "boundaries": list(boundaries),
-                            "values": list(learning_rates),
-                        },
-                    },
-                    "warmup": {
-                        "type": "linear",
-                        "linear": {"warmup_steps": warmup_steps, "warmup_learning_rate": 0.0067},
-                    },
-                }
-            ),
+            eval_batch_size=eval_batch_size,
+            boundaries=list(boundaries),
+            learning_rates=list(learning_rates),
+            warmup_steps=warmup_steps,
         ),
     )
 
@@ -859,25 +829,15 @@ def shapes_instance_segmentation() -> ExperimentConfig:
     image_size = 128
 
     def data(split: str, is_training: bool) -> DataConfig:
-        return DataConfig(
-            tfds_name="garden_shapes/multi",
-            tfds_split=split,
-            is_training=is_training,
-            global_batch_size=batch,
-            drop_remainder=is_training,
-            dtype="float32",
-            shuffle_buffer_size=SHAPES_MULTI_TRAIN_EXAMPLES,
-            cache=True,
-            seed=1 if is_training else None,
-            parser=Parser(
-                aug_rand_hflip=is_training,
-                aug_scale_min=0.8 if is_training else 1.0,
-                aug_scale_max=1.2 if is_training else 1.0,
-                max_num_instances=8,
-                rpn_batch_size_per_im=128,
-                mask_crop_size=56,
-            ),
+        parser = Parser(
+            aug_rand_hflip=is_training,
+            aug_scale_min=0.8 if is_training else 1.0,
+            aug_scale_max=1.2 if is_training else 1.0,
+            max_num_instances=8,
+            rpn_batch_size_per_im=128,
+            mask_crop_size=56,
         )
+        return retinanet.shapes_data(DataConfig, parser, split, is_training, batch)
 
     return ExperimentConfig(
         runtime=RuntimeConfig(distribution_strategy="one_device", num_gpus=0, seed=1),

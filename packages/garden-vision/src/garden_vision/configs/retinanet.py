@@ -520,32 +520,43 @@ def retinanet() -> ExperimentConfig:
     return ExperimentConfig(task=RetinaNetTask(), trainer=TrainerConfig())
 
 
-def _coco_data(train_batch_size: int, eval_batch_size: int, parser: Parser):
-    train = DataConfig(
+def coco_data(
+    data_class: type[DataConfig],
+    parser: Config,
+    train_batch_size: int,
+    eval_batch_size: int,
+    **validation_fields,
+) -> tuple[DataConfig, DataConfig]:
+    """The COCO TFRecords under `COCO_INPUT_PATH_BASE` (`train*`, `val*`) as Model Garden's
+    detection recipes read them: `parser` for training, the defaults for validation."""
+    train = data_class(
         input_path=os.path.join(COCO_INPUT_PATH_BASE, "train*"),
         is_training=True,
         global_batch_size=train_batch_size,
         parser=parser,
     )
-    validation = DataConfig(
+    validation = data_class(
         input_path=os.path.join(COCO_INPUT_PATH_BASE, "val*"),
         is_training=False,
         global_batch_size=eval_batch_size,
+        **validation_fields,
     )
     return train, validation
 
 
-def _coco_trainer(
-    train_batch_size: int,
+def coco_trainer(
+    *,
+    steps_per_epoch: int,
+    train_steps: int,
     eval_batch_size: int,
-    epochs: int,
-    decay_epochs: tuple[int, int],
+    boundaries: list[int],
+    learning_rates: list[float],
     warmup_steps: int,
 ) -> TrainerConfig:
-    """Model Garden's COCO schedule: SGD, linear warmup, two tenfold decays."""
-    steps_per_epoch = COCO_TRAIN_EXAMPLES // train_batch_size
+    """Model Garden's COCO detection schedule: SGD with momentum 0.9, linear warmup from
+    0.0067, stepwise decays; checkpoints, summaries and evaluation every epoch."""
     return TrainerConfig(
-        train_steps=epochs * steps_per_epoch,
+        train_steps=train_steps,
         validation_steps=COCO_VAL_EXAMPLES // eval_batch_size,
         validation_interval=steps_per_epoch,
         steps_per_loop=steps_per_epoch,
@@ -556,12 +567,7 @@ def _coco_trainer(
                 "optimizer": {"type": "sgd", "sgd": {"momentum": 0.9}},
                 "learning_rate": {
                     "type": "stepwise",
-                    "stepwise": {
-                        "boundaries": [epoch * steps_per_epoch for epoch in decay_epochs],
-                        "values": [
-                            rate * train_batch_size / 256.0 for rate in (0.32, 0.032, 0.0032)
-                        ],
-                    },
+                    "stepwise": {"boundaries": list(boundaries), "values": list(learning_rates)},
                 },
                 "warmup": {
                     "type": "linear",
@@ -569,6 +575,25 @@ def _coco_trainer(
                 },
             }
         ),
+    )
+
+
+def _coco_trainer(
+    train_batch_size: int,
+    eval_batch_size: int,
+    epochs: int,
+    decay_epochs: tuple[int, int],
+    warmup_steps: int,
+) -> TrainerConfig:
+    """RetinaNet's COCO schedule: 0.32 per 256 images, two tenfold decays at `decay_epochs`."""
+    steps_per_epoch = COCO_TRAIN_EXAMPLES // train_batch_size
+    return coco_trainer(
+        steps_per_epoch=steps_per_epoch,
+        train_steps=epochs * steps_per_epoch,
+        eval_batch_size=eval_batch_size,
+        boundaries=[epoch * steps_per_epoch for epoch in decay_epochs],
+        learning_rates=[rate * train_batch_size / 256.0 for rate in (0.32, 0.032, 0.0032)],
+        warmup_steps=warmup_steps,
     )
 
 
@@ -586,10 +611,11 @@ def _coco_experiment(
     """A COCO RetinaNet recipe: 91 classes, levels 3-7, batches of 256 (training) and 8,
     flips and scale jitter in `aug_scale`, evaluation against `instances_val2017.json`."""
     train_batch_size, eval_batch_size = 256, 8
-    train, validation = _coco_data(
+    train, validation = coco_data(
+        DataConfig,
+        Parser(aug_rand_hflip=True, aug_scale_min=aug_scale[0], aug_scale_max=aug_scale[1]),
         train_batch_size,
         eval_batch_size,
-        Parser(aug_rand_hflip=True, aug_scale_min=aug_scale[0], aug_scale_max=aug_scale[1]),
     )
     model.num_classes = 91
     model.min_level, model.max_level = 3, 7
@@ -719,6 +745,25 @@ def shapes_trainer(epochs: int, epoch: int, metric: str, learning_rate: float) -
     )
 
 
+def shapes_data(
+    data_class: type[DataConfig], parser: Config, split: str, is_training: bool, batch: int
+) -> DataConfig:
+    """A split of the built-in `garden_shapes/multi` dataset, cached, shuffled over all of it
+    in training, read as float32."""
+    return data_class(
+        tfds_name="garden_shapes/multi",
+        tfds_split=split,
+        is_training=is_training,
+        global_batch_size=batch,
+        drop_remainder=is_training,
+        dtype="float32",
+        shuffle_buffer_size=SHAPES_MULTI_TRAIN_EXAMPLES,
+        cache=True,
+        seed=1 if is_training else None,
+        parser=parser,
+    )
+
+
 def shapes_detection() -> ExperimentConfig:
     """A small RetinaNet on the built-in `garden_shapes/multi` dataset (128x128, 1-4 shapes).
 
@@ -734,23 +779,13 @@ def shapes_detection() -> ExperimentConfig:
     image_size = 128
 
     def data(split: str, is_training: bool) -> DataConfig:
-        return DataConfig(
-            tfds_name="garden_shapes/multi",
-            tfds_split=split,
-            is_training=is_training,
-            global_batch_size=batch,
-            drop_remainder=is_training,
-            dtype="float32",
-            shuffle_buffer_size=SHAPES_MULTI_TRAIN_EXAMPLES,
-            cache=True,
-            seed=1 if is_training else None,
-            parser=Parser(
-                aug_rand_hflip=True,
-                aug_scale_min=0.8 if is_training else 1.0,
-                aug_scale_max=1.2 if is_training else 1.0,
-                max_num_instances=8,
-            ),
+        parser = Parser(
+            aug_rand_hflip=True,
+            aug_scale_min=0.8 if is_training else 1.0,
+            aug_scale_max=1.2 if is_training else 1.0,
+            max_num_instances=8,
         )
+        return shapes_data(DataConfig, parser, split, is_training, batch)
 
     return ExperimentConfig(
         runtime=RuntimeConfig(distribution_strategy="one_device", num_gpus=0, seed=1),

@@ -185,6 +185,39 @@ def _feature_levels(specs: Any, model_config: RetinaNet, source: str, where: str
     return [tuple(specs[level]) for level in levels]
 
 
+def _backbone_and_decoder(
+    input_specs: keras.layers.InputSpec,
+    model_config: Any,
+    l2_regularizer: keras.regularizers.Regularizer | None,
+    backbone: keras.Model | None,
+    decoder: keras.layers.Layer | None,
+    where: str,
+) -> tuple[keras.Model, keras.layers.Layer | None, list[Any]]:
+    """A detector's backbone and decoder (the given ones, or built from `model_config`) and
+    the feature shapes of levels `min_level` to `max_level` its heads read."""
+    if backbone is None:
+        backbone = build_backbone(
+            input_specs=input_specs,
+            backbone_config=model_config.backbone,
+            norm_activation_config=model_config.norm_activation,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.backbone",
+        )
+    if decoder is None:
+        decoder = build_decoder(
+            input_specs=backbone.output_specs,
+            model_config=model_config,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.decoder",
+        )
+    source, specs = (
+        ("decoder", decoder.output_specs)
+        if decoder is not None
+        else ("backbone", backbone.output_specs)
+    )
+    return backbone, decoder, _feature_levels(specs, model_config, source, where)
+
+
 def build_retinanet(
     input_specs: keras.layers.InputSpec,
     model_config: RetinaNet,
@@ -220,25 +253,9 @@ def build_retinanet(
         backbone) does not give every level the head reads.
     """
     norm_activation = model_config.norm_activation
-    if backbone is None:
-        backbone = build_backbone(
-            input_specs=input_specs,
-            backbone_config=model_config.backbone,
-            norm_activation_config=norm_activation,
-            l2_regularizer=l2_regularizer,
-            where=f"{where}.backbone",
-        )
-    if decoder is None:
-        decoder = build_decoder(
-            input_specs=backbone.output_specs,
-            model_config=model_config,
-            l2_regularizer=l2_regularizer,
-            where=f"{where}.decoder",
-        )
-    if decoder is not None:
-        feature_specs = _feature_levels(decoder.output_specs, model_config, "decoder", where)
-    else:
-        feature_specs = _feature_levels(backbone.output_specs, model_config, "backbone", where)
+    backbone, decoder, feature_specs = _backbone_and_decoder(
+        input_specs, model_config, l2_regularizer, backbone, decoder, where
+    )
 
     anchor = model_config.anchor
     head_settings = {
@@ -381,25 +398,9 @@ def build_maskrcnn(
     from garden_vision.modeling.layers.roi_sampler import ROISampler
 
     norm_activation = model_config.norm_activation
-    if backbone is None:
-        backbone = build_backbone(
-            input_specs=input_specs,
-            backbone_config=model_config.backbone,
-            norm_activation_config=norm_activation,
-            l2_regularizer=l2_regularizer,
-            where=f"{where}.backbone",
-        )
-    if decoder is None:
-        decoder = build_decoder(
-            input_specs=backbone.output_specs,
-            model_config=model_config,
-            l2_regularizer=l2_regularizer,
-            where=f"{where}.decoder",
-        )
-    source, specs = (
-        ("decoder", decoder.output_specs) if decoder else ("backbone", backbone.output_specs)
+    backbone, decoder, feature_specs = _backbone_and_decoder(
+        input_specs, model_config, l2_regularizer, backbone, decoder, where
     )
-    feature_specs = _feature_levels(specs, model_config, source, where)
     channels = feature_specs[0][-1]
 
     anchor = model_config.anchor

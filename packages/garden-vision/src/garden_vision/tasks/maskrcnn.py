@@ -67,29 +67,15 @@ class MaskRCNNTask(retinanet.RetinaNetTask):
         model = self.task_config.model
         parser_config = params.parser
         parser = maskrcnn_input.Parser(
-            output_size=model.input_size[:2],
-            min_level=model.min_level,
-            max_level=model.max_level,
-            num_scales=model.anchor.num_scales,
-            aspect_ratios=model.anchor.aspect_ratios,
-            anchor_size=model.anchor.anchor_size,
+            **retinanet.parser_kwargs(model, params),
             rpn_match_threshold=parser_config.rpn_match_threshold,
             rpn_unmatched_threshold=parser_config.rpn_unmatched_threshold,
             rpn_batch_size_per_im=parser_config.rpn_batch_size_per_im,
             rpn_fg_fraction=parser_config.rpn_fg_fraction,
-            aug_rand_hflip=parser_config.aug_rand_hflip,
             aug_rand_vflip=parser_config.aug_rand_vflip,
-            aug_scale_min=parser_config.aug_scale_min,
-            aug_scale_max=parser_config.aug_scale_max,
-            aug_type=parser_config.aug_type,
-            skip_crowd_during_training=parser_config.skip_crowd_during_training,
-            max_num_instances=parser_config.max_num_instances,
             include_mask=model.include_mask,
             outer_boxes_scale=model.outer_boxes_scale,
             mask_crop_size=parser_config.mask_crop_size,
-            dtype=params.dtype,
-            num_classes=model.num_classes,
-            box_outside_image=parser_config.box_outside_image,
         )
         decoder = retinanet.build_decoder(params, include_mask=model.include_mask)
         return self._read(params, parser, decoder, input_context)

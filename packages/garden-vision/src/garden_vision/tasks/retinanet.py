@@ -53,6 +53,30 @@ def _to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
+def parser_kwargs(model: Any, params: Any) -> dict[str, Any]:
+    """The arguments RetinaNet's and Mask R-CNN's parsers share: the model's input size,
+    levels, anchors and classes, and the data config's dtype, augmentation and instances."""
+    parser = params.parser
+    anchor = model.anchor
+    return {
+        "output_size": model.input_size[:2],
+        "min_level": model.min_level,
+        "max_level": model.max_level,
+        "num_scales": anchor.num_scales,
+        "aspect_ratios": anchor.aspect_ratios,
+        "anchor_size": anchor.anchor_size,
+        "dtype": params.dtype,
+        "aug_type": parser.aug_type,
+        "aug_rand_hflip": parser.aug_rand_hflip,
+        "aug_scale_min": parser.aug_scale_min,
+        "aug_scale_max": parser.aug_scale_max,
+        "skip_crowd_during_training": parser.skip_crowd_during_training,
+        "max_num_instances": parser.max_num_instances,
+        "num_classes": model.num_classes,
+        "box_outside_image": parser.box_outside_image,
+    }
+
+
 def build_decoder(params: config_lib.DataConfig, include_mask: bool = False) -> Any:
     """The record decoder `params` asks for: TFDS, `simple_decoder` or `label_map_decoder`.
 
@@ -193,26 +217,11 @@ class RetinaNetTask(Task):
 
     def build_inputs(self, params: config_lib.DataConfig, input_context=None) -> tf.data.Dataset:
         model = self.task_config.model
-        parser_config = params.parser
         parser = retinanet_input.Parser(
-            output_size=model.input_size[:2],
-            min_level=model.min_level,
-            max_level=model.max_level,
-            num_scales=model.anchor.num_scales,
-            aspect_ratios=model.anchor.aspect_ratios,
-            anchor_size=model.anchor.anchor_size,
-            dtype=params.dtype,
-            match_threshold=parser_config.match_threshold,
-            unmatched_threshold=parser_config.unmatched_threshold,
+            **parser_kwargs(model, params),
+            match_threshold=params.parser.match_threshold,
+            unmatched_threshold=params.parser.unmatched_threshold,
             box_coder_weights=model.detection_generator.box_coder_weights,
-            aug_type=parser_config.aug_type,
-            aug_rand_hflip=parser_config.aug_rand_hflip,
-            aug_scale_min=parser_config.aug_scale_min,
-            aug_scale_max=parser_config.aug_scale_max,
-            skip_crowd_during_training=parser_config.skip_crowd_during_training,
-            max_num_instances=parser_config.max_num_instances,
-            num_classes=model.num_classes,
-            box_outside_image=parser_config.box_outside_image,
         )
         return self._read(params, parser, build_decoder(params), input_context)
 

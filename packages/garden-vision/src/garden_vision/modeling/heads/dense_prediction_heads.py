@@ -25,7 +25,6 @@ anchor.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,8 +33,12 @@ from keras import ops
 
 from garden_core.config import ConfigError
 from garden_vision.configs.common import NormActivation
-from garden_vision.modeling.layers.nn_layers import activation_fn, batch_norm
-from garden_vision.modeling.serialization import serialize_regularizer
+from garden_vision.modeling.heads.head_settings import (
+    NormActivationSettings,
+    checked_ints,
+    norm_activation_kwargs,
+)
+from garden_vision.modeling.layers.nn_layers import batch_norm
 
 #: The class logits' initial bias: sigmoid(bias) is the prior foreground probability 0.01.
 PRIOR_PROBABILITY = 0.01
@@ -46,7 +49,7 @@ def _prior_bias() -> keras.initializers.Initializer:
     return keras.initializers.Constant(-math.log((1.0 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
 
 
-class _PredictionTower(keras.layers.Layer):
+class _PredictionTower(NormActivationSettings, keras.layers.Layer):
     """`num_convs` x (3x3 convolution, per-level batch normalization, activation).
 
     The convolutions are shared by every level (`share_level_convs`) or each level has its
@@ -87,13 +90,14 @@ class _PredictionTower(keras.layers.Layer):
         self.num_filters = int(num_filters)
         self.share_level_convs = bool(share_level_convs)
         self.use_separable_conv = bool(use_separable_conv)
-        self.activation = activation
-        self.use_sync_bn = bool(use_sync_bn)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self._activation = activation_fn(activation)
+        self.set_norm_activation(
+            activation,
+            use_sync_bn,
+            norm_momentum,
+            norm_epsilon,
+            kernel_regularizer,
+            bias_regularizer,
+        )
 
         # Sublayers are attributes of their own (`tf.train.Checkpoint` does not see layers
         # inside Python lists); these lists hold their names. Conv set s (one per level, or
@@ -166,12 +170,7 @@ class _PredictionTower(keras.layers.Layer):
             "num_filters": self.num_filters,
             "share_level_convs": self.share_level_convs,
             "use_separable_conv": self.use_separable_conv,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+            **self.norm_activation_config(),
         }
 
 
@@ -294,7 +293,7 @@ def _level_input_specs(
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class RetinaNetHead(keras.layers.Layer):
+class RetinaNetHead(NormActivationSettings, keras.layers.Layer):
     """RetinaNet's class and box subnets over feature levels `min_level` to `max_level`.
 
     Called on the decoder's features, `{str(level): [batch, height_l, width_l, channels]}`
@@ -396,19 +395,20 @@ class RetinaNetHead(keras.layers.Layer):
         self.num_convs = int(num_convs)
         self.num_filters = int(num_filters)
         self.use_separable_conv = bool(use_separable_conv)
-        self.activation = activation
-        self.use_sync_bn = bool(use_sync_bn)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.set_norm_activation(
+            activation,
+            use_sync_bn,
+            norm_momentum,
+            norm_epsilon,
+            kernel_regularizer,
+            bias_regularizer,
+        )
         self.num_params_per_anchor = int(num_params_per_anchor)
         self.share_classification_heads = bool(share_classification_heads)
         self.share_level_convs = bool(share_level_convs)
         self.attribute_heads = [
             _attribute_head(head, index) for index, head in enumerate(attribute_heads or [])
         ]
-        activation_fn(activation)  # Checks the name.
 
         levels = list(range(self.min_level, self.max_level + 1))
         self._anchors = _anchors_by_level(self.num_anchors_per_location, levels)
@@ -626,12 +626,7 @@ class RetinaNetHead(keras.layers.Layer):
             "num_filters": self.num_filters,
             "attribute_heads": [dict(head) for head in self.attribute_heads],
             "use_separable_conv": self.use_separable_conv,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+            **self.norm_activation_config(),
             "num_params_per_anchor": self.num_params_per_anchor,
             "share_classification_heads": self.share_classification_heads,
             "share_level_convs": self.share_level_convs,
@@ -690,18 +685,14 @@ def build_retinanet_head(
         num_filters=num_filters,
         attribute_heads=attribute_heads,
         use_separable_conv=use_separable_conv,
-        activation=norm_activation_config.activation,
-        use_sync_bn=norm_activation_config.use_sync_bn,
-        norm_momentum=norm_activation_config.norm_momentum,
-        norm_epsilon=norm_activation_config.norm_epsilon,
-        kernel_regularizer=l2_regularizer,
+        **norm_activation_kwargs(norm_activation_config, l2_regularizer),
         share_classification_heads=share_classification_heads,
         share_level_convs=bool(share_level_convs),
     )
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class RPNHead(keras.layers.Layer):
+class RPNHead(NormActivationSettings, keras.layers.Layer):
     """The region proposal network's head over feature levels `min_level` to `max_level`.
 
     Model Garden's `RPNHead`: `num_convs` 3x3 convolutions of `num_filters`, each followed
@@ -765,27 +756,28 @@ class RPNHead(keras.layers.Layer):
         # === Settings ===
         if int(min_level) > int(max_level):
             raise ConfigError(f"RPNHead `min_level` {min_level} is above `max_level` {max_level}")
-        anchors = num_anchors_per_location
-        if isinstance(anchors, bool) or not isinstance(anchors, numbers.Integral) or anchors < 1:
-            raise ConfigError(
-                f"RPNHead `num_anchors_per_location` is {anchors!r}: must be an int >= 1"
-            )
-        for name, value, low in (("num_convs", num_convs, 0), ("num_filters", num_filters, 1)):
-            if int(value) < low:
-                raise ConfigError(f"RPNHead `{name}` is {value!r}: must be >= {low}")
-        activation_fn(activation)  # Checks the name.
+        anchors, num_convs, num_filters = checked_ints(
+            "RPNHead",
+            (
+                ("num_anchors_per_location", num_anchors_per_location, 1),
+                ("num_convs", num_convs, 0),
+                ("num_filters", num_filters, 1),
+            ),
+        )
         self.min_level = int(min_level)
         self.max_level = int(max_level)
         self.num_anchors_per_location = int(anchors)
         self.num_convs = int(num_convs)
         self.num_filters = int(num_filters)
         self.use_separable_conv = bool(use_separable_conv)
-        self.activation = activation
-        self.use_sync_bn = bool(use_sync_bn)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.set_norm_activation(
+            activation,
+            use_sync_bn,
+            norm_momentum,
+            norm_epsilon,
+            kernel_regularizer,
+            bias_regularizer,
+        )
 
         # === Tower: shared convolutions, per-level batch normalization ===
         self.rpn_tower = _PredictionTower(
@@ -872,12 +864,7 @@ class RPNHead(keras.layers.Layer):
             "num_convs": self.num_convs,
             "num_filters": self.num_filters,
             "use_separable_conv": self.use_separable_conv,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+            **self.norm_activation_config(),
         }
 
 
@@ -927,9 +914,5 @@ def build_rpn_head(
         num_convs=num_convs,
         num_filters=num_filters,
         use_separable_conv=use_separable_conv,
-        activation=norm_activation_config.activation,
-        use_sync_bn=norm_activation_config.use_sync_bn,
-        norm_momentum=norm_activation_config.norm_momentum,
-        norm_epsilon=norm_activation_config.norm_epsilon,
-        kernel_regularizer=l2_regularizer,
+        **norm_activation_kwargs(norm_activation_config, l2_regularizer),
     )

@@ -18,7 +18,6 @@ the `detection` and `mask` entries of `garden.heads`.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +27,12 @@ from keras import ops
 
 from garden_core.config import ConfigError
 from garden_vision.configs.common import NormActivation
-from garden_vision.modeling.layers.nn_layers import activation_fn, batch_norm
-from garden_vision.modeling.serialization import serialize_regularizer
+from garden_vision.modeling.heads.head_settings import (
+    NormActivationSettings,
+    checked_ints,
+    norm_activation_kwargs,
+)
+from garden_vision.modeling.layers.nn_layers import batch_norm
 
 
 def _he_fan_out() -> keras.initializers.Initializer:
@@ -37,16 +40,6 @@ def _he_fan_out() -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(
         scale=2.0, mode="fan_out", distribution="untruncated_normal"
     )
-
-
-def _checked_ints(owner: str, settings: Sequence[tuple[str, Any, int]]) -> list[int]:
-    """The `(name, value, lowest)` values as ints; a `ConfigError` names the first bad one."""
-    checked = []
-    for name, value, low in settings:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ConfigError(f"{owner} `{name}` is {value!r}: must be an int >= {low}")
-        checked.append(int(value))
-    return checked
 
 
 def _roi_feature_shape(owner: str, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -112,7 +105,7 @@ class _RoiConvs:
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class DetectionHead(keras.layers.Layer):
+class DetectionHead(NormActivationSettings, keras.layers.Layer):
     """Fast R-CNN's box head: class logits and box offsets for every ROI.
 
     Model Garden's `DetectionHead`. The ROI features are reshaped to `batch * num_rois`
@@ -177,7 +170,7 @@ class DetectionHead(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         # === Settings ===
-        num_classes, num_convs, num_filters, num_fcs, fc_dims = _checked_ints(
+        num_classes, num_convs, num_filters, num_fcs, fc_dims = checked_ints(
             "DetectionHead",
             (
                 ("num_classes", num_classes, 1),
@@ -187,7 +180,6 @@ class DetectionHead(keras.layers.Layer):
                 ("fc_dims", fc_dims, 1),
             ),
         )
-        self._activation = activation_fn(activation)  # Checks the name.
         self.num_classes = num_classes
         self.num_convs = num_convs
         self.num_filters = num_filters
@@ -195,12 +187,14 @@ class DetectionHead(keras.layers.Layer):
         self.num_fcs = num_fcs
         self.fc_dims = fc_dims
         self.class_agnostic_bbox_pred = bool(class_agnostic_bbox_pred)
-        self.activation = activation
-        self.use_sync_bn = bool(use_sync_bn)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.set_norm_activation(
+            activation,
+            use_sync_bn,
+            norm_momentum,
+            norm_epsilon,
+            kernel_regularizer,
+            bias_regularizer,
+        )
 
         # === Convolutions and dense layers ===
         # Sublayers are attributes of their own (`tf.train.Checkpoint` does not see layers
@@ -298,17 +292,12 @@ class DetectionHead(keras.layers.Layer):
             "num_fcs": self.num_fcs,
             "fc_dims": self.fc_dims,
             "class_agnostic_bbox_pred": self.class_agnostic_bbox_pred,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+            **self.norm_activation_config(),
         }
 
 
 @keras.saving.register_keras_serializable(package="garden_vision")
-class MaskHead(keras.layers.Layer):
+class MaskHead(NormActivationSettings, keras.layers.Layer):
     """Mask R-CNN's mask head: a mask logit map per ROI, for the ROI's class.
 
     Model Garden's `MaskHead`. The ROI features are reshaped to `batch * num_rois` patches
@@ -367,7 +356,7 @@ class MaskHead(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         # === Settings ===
-        num_classes, upsample_factor, num_convs, num_filters = _checked_ints(
+        num_classes, upsample_factor, num_convs, num_filters = checked_ints(
             "MaskHead",
             (
                 ("num_classes", num_classes, 1),
@@ -376,18 +365,19 @@ class MaskHead(keras.layers.Layer):
                 ("num_filters", num_filters, 1),
             ),
         )
-        self._activation = activation_fn(activation)  # Checks the name.
         self.num_classes = num_classes
         self.upsample_factor = upsample_factor
         self.num_convs = num_convs
         self.num_filters = num_filters
         self.use_separable_conv = bool(use_separable_conv)
-        self.activation = activation
-        self.use_sync_bn = bool(use_sync_bn)
-        self.norm_momentum = norm_momentum
-        self.norm_epsilon = norm_epsilon
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.set_norm_activation(
+            activation,
+            use_sync_bn,
+            norm_momentum,
+            norm_epsilon,
+            kernel_regularizer,
+            bias_regularizer,
+        )
         self.class_agnostic = bool(class_agnostic)
 
         # === Convolutions (attributes of their own, see `DetectionHead`) ===
@@ -480,12 +470,7 @@ class MaskHead(keras.layers.Layer):
             "num_convs": self.num_convs,
             "num_filters": self.num_filters,
             "use_separable_conv": self.use_separable_conv,
-            "activation": self.activation,
-            "use_sync_bn": self.use_sync_bn,
-            "norm_momentum": self.norm_momentum,
-            "norm_epsilon": self.norm_epsilon,
-            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-            "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+            **self.norm_activation_config(),
             "class_agnostic": self.class_agnostic,
         }
 
@@ -550,11 +535,7 @@ def build_detection_head(
         num_fcs=num_fcs,
         fc_dims=fc_dims,
         class_agnostic_bbox_pred=class_agnostic_bbox_pred,
-        activation=norm_activation_config.activation,
-        use_sync_bn=norm_activation_config.use_sync_bn,
-        norm_momentum=norm_activation_config.norm_momentum,
-        norm_epsilon=norm_activation_config.norm_epsilon,
-        kernel_regularizer=l2_regularizer,
+        **norm_activation_kwargs(norm_activation_config, l2_regularizer),
     )
 
 
@@ -597,9 +578,6 @@ def build_mask_head(
         num_convs=num_convs,
         num_filters=num_filters,
         use_separable_conv=use_separable_conv,
-        activation=norm_activation_config.activation,
-        norm_momentum=norm_activation_config.norm_momentum,
-        norm_epsilon=norm_activation_config.norm_epsilon,
-        kernel_regularizer=l2_regularizer,
+        **norm_activation_kwargs(norm_activation_config, l2_regularizer, use_sync_bn=False),
         class_agnostic=class_agnostic,
     )
