@@ -431,6 +431,24 @@ def _tfm_training(image_size: int):
 # Measurements.
 
 
+def training_step(model, images, call_kwargs: dict, loss_fn, optimizer):
+    """The timed `tf.function` step: forward in training mode with `call_kwargs`, outputs
+    cast to float32, `loss_fn(outputs)`, gradients and the optimizer's update; returns the loss."""
+    import tensorflow as tf
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True, **call_kwargs)
+            outputs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), outputs)
+            loss = loss_fn(outputs)
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    return step
+
+
 def time_steps(step, library: str, warmup_steps: int, steps: int) -> tuple[float, float, float]:
     """Runs `step` (returns the loss) for the warm-up, then times `steps` more.
 
@@ -468,20 +486,13 @@ def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
     build = _garden_training if library == "garden" else _tfm_training
     model, loss_fn, optimizer = build(image_size)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            outputs = model(
-                images,
-                image_shape=labels["image_info"][:, 1, :],
-                anchor_boxes=labels["anchor_boxes"],
-                training=True,
-            )
-            outputs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), outputs)
-            loss = loss_fn(outputs, labels, model)
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        return loss
+    step = training_step(
+        model,
+        images,
+        {"image_shape": labels["image_info"][:, 1, :], "anchor_boxes": labels["anchor_boxes"]},
+        lambda outputs: loss_fn(outputs, labels, model),
+        optimizer,
+    )
 
     first_loss, last_loss, elapsed = time_steps(step, library, warmup_steps, steps)
     _emit(

@@ -261,27 +261,18 @@ def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
     model = task.build_model()
     optimizer = _optimizer(library, model)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            outputs = model(
-                images,
-                image_shape=labels["image_info"][:, 1, :],
-                anchor_boxes=labels["anchor_boxes"],
-                gt_boxes=labels["gt_boxes"],
-                gt_classes=labels["gt_classes"],
-                gt_masks=labels["gt_masks"],
-                training=True,
-            )
-            outputs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), outputs)
-            if library == "garden":
-                loss = task.build_losses(labels, outputs, aux_losses=model.losses)
-            else:
-                losses = task.build_losses(outputs=outputs, labels=labels, aux_losses=model.losses)
-                loss = losses["total_loss"]
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        return loss
+    def loss_fn(outputs):
+        if library == "garden":
+            return task.build_losses(labels, outputs, aux_losses=model.losses)
+        losses = task.build_losses(outputs=outputs, labels=labels, aux_losses=model.losses)
+        return losses["total_loss"]
+
+    call_kwargs = {
+        "image_shape": labels["image_info"][:, 1, :],
+        "anchor_boxes": labels["anchor_boxes"],
+        **{key: labels[key] for key in ("gt_boxes", "gt_classes", "gt_masks")},
+    }
+    step = detection_bench.training_step(model, images, call_kwargs, loss_fn, optimizer)
 
     first_loss, last_loss, elapsed = detection_bench.time_steps(step, library, warmup_steps, steps)
     detection_bench._emit(
