@@ -253,6 +253,12 @@ def main() -> None:
         "--data_dir", default=None, help="Where to write the data (default: a temporary dir)."
     )
     parser.add_argument(
+        "--maskrcnn_use_sync_bn",
+        choices=["true", "false"],
+        help="maskrcnn_train: sets norm_activation.use_sync_bn on both sides (default: the "
+        "experiments' own, true).",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(MEASUREMENTS),
         help="Comma-separated measurements to run (default: all).",
@@ -267,7 +273,13 @@ def main() -> None:
         "train": ["--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps)],
         "input": ["--batch_size", str(args.input_batch_size), "--epochs", str(args.input_epochs)],
         "coco_eval": ["--batch_size", str(args.coco_batch_size)],
-        "maskrcnn_train": ["--warmup_steps", str(args.warmup_steps), "--steps", str(args.steps)],
+        "maskrcnn_train": [
+            "--warmup_steps",
+            str(args.warmup_steps),
+            "--steps",
+            str(args.steps),
+            *(["--use_sync_bn", args.maskrcnn_use_sync_bn] if args.maskrcnn_use_sync_bn else []),
+        ],
         "maskrcnn_serve": ["--calls", str(args.serve_calls)],
     }
 

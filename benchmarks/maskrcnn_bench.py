@@ -209,8 +209,9 @@ def _settings(task_config) -> dict:
     return values
 
 
-def _experiment(library: str, image_size: int):
-    """`(config, task)` of the side's `maskrcnn_resnetfpn_coco` at the given input size."""
+def _experiment(library: str, image_size: int, use_sync_bn: bool | None = None):
+    """`(config, task)` of the side's `maskrcnn_resnetfpn_coco` at the given input size
+    (`use_sync_bn`: None keeps the experiment's `norm_activation.use_sync_bn`)."""
     if library == "garden":
         from garden_vision.configs.maskrcnn import maskrcnn_resnetfpn_coco
         from garden_vision.tasks.maskrcnn import MaskRCNNTask
@@ -223,6 +224,8 @@ def _experiment(library: str, image_size: int):
 
         config = exp_factory.get_exp_config("maskrcnn_resnetfpn_coco")
     config.task.model.input_size = [image_size, image_size, 3]
+    if use_sync_bn is not None:
+        config.task.model.norm_activation.use_sync_bn = use_sync_bn
     return config, MaskRCNNTask(config.task)
 
 
@@ -244,7 +247,9 @@ def _optimizer(library: str, model):
 # Measurements.
 
 
-def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
+def train(
+    library: str, data: str, warmup_steps: int, steps: int, use_sync_bn: bool | None = None
+) -> None:
     import tensorflow as tf
 
     arrays = np.load(os.path.join(data, TRAIN_FILE))
@@ -257,7 +262,7 @@ def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
             labels[name][level] = tf.constant(arrays[key])
         elif key != "images":
             labels[key] = tf.constant(arrays[key])
-    config, task = _experiment(library, image_size)
+    config, task = _experiment(library, image_size, use_sync_bn)
     model = task.build_model()
     optimizer = _optimizer(library, model)
 
@@ -422,6 +427,11 @@ def main() -> None:
         if name == "maskrcnn_train":
             command.add_argument("--warmup_steps", type=int, default=2)
             command.add_argument("--steps", type=int, default=5)
+            command.add_argument(
+                "--use_sync_bn",
+                choices=["true", "false"],
+                help="Overrides the experiment's norm_activation.use_sync_bn (true in both).",
+            )
         if name == "maskrcnn_serve":
             command.add_argument("--warmup_calls", type=int, default=3)
             command.add_argument("--calls", type=int, default=20)
@@ -429,7 +439,8 @@ def main() -> None:
     if args.command == "make-data":
         make_data(args.directory, args.batch_size, args.image_size)
     elif args.command == "maskrcnn_train":
-        train(args.library, args.data, args.warmup_steps, args.steps)
+        sync = None if args.use_sync_bn is None else args.use_sync_bn == "true"
+        train(args.library, args.data, args.warmup_steps, args.steps, sync)
     elif args.command == "export":
         export(args.library, args.data)
     else:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -82,6 +88,75 @@ def test_fused_batch_norm_falls_back_where_it_cannot_fuse():
     )
     synchronized = BatchNormalization(synchronized=True)
     assert synchronized(X, training=True).shape == X.shape
+
+
+def _graph_ops(layer, inputs) -> set[str]:
+    function = tf.function(lambda x: layer(x, training=True))
+    return {op.type for op in function.get_concrete_function(inputs).graph.get_operations()}
+
+
+def test_synchronized_batch_norm_fuses_on_a_single_replica():
+    # Without a distribution strategy (or with one device) the synchronized statistics are
+    # the local ones: same outputs and gradients as Keras' synchronized layer, fused kernel.
+    reference, fused = _pair(momentum=0.9, synchronized=True)
+    with tf.GradientTape(persistent=True) as tape:
+        expected = reference(X, training=True)
+        actual = fused(X, training=True)
+        loss_reference = tf.reduce_sum(expected**3)
+        loss_fused = tf.reduce_sum(actual**3)
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean, reference.moving_mean, atol=1e-6)
+    for a, b in zip(
+        tape.gradient(loss_fused, [fused.gamma, fused.beta]),
+        tape.gradient(loss_reference, [reference.gamma, reference.beta]),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-3)
+    assert "FusedBatchNormV3" in _graph_ops(fused, tf.constant(X))
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        one_device = BatchNormalization(synchronized=True)
+    assert "FusedBatchNormV3" in _graph_ops(one_device, tf.constant(X))
+
+
+def test_synchronized_batch_norm_uses_global_statistics_across_replicas():
+    # Two replicas, each with half of the batch: the outputs are normalized by the moments
+    # of the whole batch (NumPy), which the fused kernel could not compute.
+    script = textwrap.dedent(
+        """
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from garden_vision.modeling.layers import BatchNormalization
+        x = np.random.default_rng(0).normal(size=(4, 3, 3, 2)).astype("float32")
+        x[2:] += 5.0  # The second replica's half has another mean.
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            layer = BatchNormalization(synchronized=True, epsilon=1e-6)
+            layer.build(x.shape)
+        def step():
+            index = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return layer(tf.gather(tf.constant(x.reshape(2, 2, 3, 3, 2)), index), training=True)
+        outputs = strategy.experimental_local_results(strategy.run(tf.function(step)))
+        np.save("outputs.npy", np.concatenate([np.asarray(o) for o in outputs]))
+        np.save("inputs.npy", x)
+        """
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with tempfile.TemporaryDirectory() as directory:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=directory,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs = np.load(os.path.join(directory, "outputs.npy"))
+        x = np.load(os.path.join(directory, "inputs.npy"))
+    expected = (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + 1e-6)
+    np.testing.assert_allclose(outputs, expected, atol=1e-4)
 
 
 def test_fused_batch_norm_serializes():

@@ -64,6 +64,13 @@ def activation_fn(identifier: str):
     return keras.activations.get(_ACTIVATIONS[identifier.lower()])
 
 
+def _single_replica() -> bool:
+    """Whether batch statistics synchronized across replicas are the local ones."""
+    context = tf.distribute.get_replica_context()
+    # In a cross-replica context Keras computes local statistics as well.
+    return context is None or context.num_replicas_in_sync == 1
+
+
 @keras.saving.register_keras_serializable(package="garden_vision")
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` computed with TensorFlow's fused kernel.
@@ -72,15 +79,18 @@ class BatchNormalization(keras.layers.BatchNormalization):
     tf.keras' fused layer, the moving variance is updated with the unbiased batch
     variance). Keras 3 normalizes with composite ops (moments, then normalization); for
     4-D channels-last inputs this layer calls `FusedBatchNormV3` instead, which trains a
-    ResNet-50 noticeably faster. Synchronized, masked, renormalized or non-4-D cases, and a
-    `training` flag that is a tensor, use Keras' implementation.
+    ResNet-50 noticeably faster. A synchronized layer (`use_sync_bn`, set by most Model
+    Garden detection and segmentation recipes) fuses too when its replica is the only one
+    in sync (no distribution strategy, or a one-device one): the batch statistics are then
+    the local ones. Synchronized layers under several replicas, masked, renormalized or
+    non-4-D cases, and a `training` flag that is a tensor, use Keras' implementation.
     """
 
     def _can_fuse(self, inputs, training, mask) -> bool:
         return (
             keras.backend.backend() == "tensorflow"
             and mask is None
-            and not self.synchronized
+            and (not self.synchronized or _single_replica())
             and not self.renorm
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
