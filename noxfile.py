@@ -191,7 +191,12 @@ def bench(session: nox.Session) -> None:
             install = [str(tfm / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         # Model Garden's NLP tasks import tensorflow_hub, which needs pkg_resources (setuptools<81).
         session.run(*install, TF_MODELS_OFFICIAL, "setuptools<81", external=True)
-    for compare in ("vision_compare.py", "nlp_compare.py", "detection_compare.py"):
+    for compare in (
+        "vision_compare.py",
+        "nlp_compare.py",
+        "detection_compare.py",
+        "segmentation_compare.py",
+    ):
         session.run(
             "python",
             str(ROOT / "benchmarks" / compare),

@@ -283,3 +283,198 @@ def test_bmp_images_are_stored_as_png(tmp_path):
     assert record["image/format"] == b"png"
     assert (record["image/height"], record["image/width"]) == (5, 6)
     np.testing.assert_array_equal(tf.io.decode_png(record["image/encoded"]).numpy(), pixels)
+
+
+# Segmentation mode (--masks_dir): image and mask pairs.
+
+
+def _png_file(rows, colour_type, bit_depth=8, palette=None):
+    """A PNG written by hand (TensorFlow encodes neither palette nor 1-4 bit PNGs)."""
+    import zlib
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    height, width = rows.shape[:2]
+    if bit_depth < 8:  # Pack the values of each row into bytes, most significant bits first.
+        per_byte = 8 // bit_depth
+        padded = np.zeros((height, -(-width // per_byte) * per_byte), np.uint8)
+        padded[:, :width] = rows
+        groups = padded.reshape(height, -1, per_byte).astype(np.uint16)
+        shifts = bit_depth * np.arange(per_byte - 1, -1, -1)
+        packed = (groups << shifts).sum(-1).astype(np.uint8)
+    elif bit_depth == 16:
+        packed = rows.astype(">u2").view(np.uint8).reshape(height, -1)
+    else:
+        packed = rows.reshape(height, -1).astype(np.uint8)
+    raw = b"".join(b"\0" + row.tobytes() for row in packed)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header)]
+    if palette is not None:
+        parts.append(chunk(b"PLTE", np.asarray(palette, np.uint8).tobytes()))
+    parts += [chunk(b"IDAT", zlib.compress(raw)), chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def _voc_palette():
+    """PASCAL VOC's colour map: entry i spreads i's bits over red, green and blue."""
+    palette = np.zeros((256, 3), np.uint8)
+    for index in range(256):
+        value, red, green, blue = index, 0, 0, 0
+        for shift in range(7, -1, -1):
+            red |= (value & 1) << shift
+            green |= ((value >> 1) & 1) << shift
+            blue |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[index] = red, green, blue
+    return palette
+
+
+@pytest.fixture
+def segmentation_dirs(tmp_path):
+    """Images (PNG, JPEG, nested) with grayscale, palette and 2-bit masks, plus a stray file."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    rng = np.random.default_rng(7)
+    expected = {}
+    layout = [("a.png", "png", 5, 7, "gray"), ("b.jpg", "jpeg", 6, 4, "palette"),
+              ("sub/c.png", "png", 3, 9, "gray2")]  # fmt: skip
+    for index, (name, image_format, height, width, kind) in enumerate(layout):
+        pixels, _ = _write_image(images / name, image_format, height, width, index)
+        stem = name.rsplit(".", 1)[0]
+        (masks / stem).parent.mkdir(parents=True, exist_ok=True)
+        if kind == "gray":
+            labels = rng.integers(0, 21, (height, width)).astype(np.uint8)
+            labels[0] = 255
+            data = tf.io.encode_png(labels[..., None]).numpy()
+        elif kind == "palette":
+            labels = rng.choice([0, 1, 15, 20, 255], (height, width)).astype(np.uint8)
+            data = _png_file(labels, colour_type=3, palette=_voc_palette())
+        else:
+            labels = rng.integers(0, 4, (height, width)).astype(np.uint8)
+            data = _png_file(labels, colour_type=0, bit_depth=2)
+        (masks / f"{stem}.png").write_bytes(data)
+        expected[name] = (pixels, labels)
+    (images / "notes.txt").write_text("skipped")
+    return images, masks, expected
+
+
+def test_segmentation_pairs_round_trip_through_decoder_and_parser(
+    segmentation_dirs, tmp_path, capsys
+):
+    from garden_vision.dataloaders.segmentation_input import Decoder, Parser
+
+    images, masks, expected = segmentation_dirs
+    prefix = tmp_path / "out" / "seg"
+    code, stdout, stderr = _run(
+        capsys, "--image_dir", images, "--masks_dir", masks, "--output_prefix", prefix,
+        "--num_shards", 2,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "wrote 3 images with their masks into 2 shards" in stdout
+    assert "skipped 1 non-image files" in stdout
+    assert not (tmp_path / "out" / "labels.txt").exists()
+    shards = sorted((tmp_path / "out").glob("seg-*.tfrecord"))
+    assert len(shards) == 2
+
+    seen = {}
+    for record in tf.data.TFRecordDataset([str(p) for p in shards]):
+        decoded = Decoder().decode(record)
+        source_id = decoded["image/source_id"].numpy().decode()
+        pixels, labels = expected[source_id]
+        height, width = labels.shape
+        assert (int(decoded["image/height"]), int(decoded["image/width"])) == (height, width)
+        mask = tf.io.decode_png(decoded["image/segmentation/class/encoded"]).numpy()
+        assert mask.shape == (height, width, 1)  # One channel, whatever the input PNG was.
+        _, parsed = Parser(output_size=[height, width]).parse_fn(False)(decoded)
+        np.testing.assert_array_equal(parsed["masks"].numpy()[..., 0], labels)
+        np.testing.assert_array_equal(parsed["valid_masks"].numpy()[..., 0], labels != 255)
+        seen[source_id] = True
+    assert sorted(seen) == sorted(expected)
+    features = tf.io.parse_single_example(
+        next(iter(tf.data.TFRecordDataset([str(shards[0])]))),
+        {"image/segmentation/class/format": tf.io.FixedLenFeature((), tf.string)},
+    )
+    assert features["image/segmentation/class/format"].numpy() == b"png"
+
+
+@pytest.mark.parametrize(
+    ("case", "fragments"),
+    [
+        ("missing", ["has no mask", "b.png"]),
+        ("size", ["is 4x4 (height x width)", "is 6x4"]),
+        ("rgb", ["is not single-channel (RGB PNG)"]),
+        ("alpha", ["is not single-channel (grayscale with alpha PNG)"]),
+        ("not_png", ["is not a PNG image"]),
+        ("16bit", ["values above 255"]),
+    ],
+)
+def test_bad_masks_are_one_line_errors_naming_the_file(
+    segmentation_dirs, tmp_path, capsys, case, fragments
+):
+    images, masks, _ = segmentation_dirs
+    bad = masks / "b.png"
+    if case == "missing":
+        bad.unlink()
+    elif case == "size":
+        bad.write_bytes(tf.io.encode_png(np.zeros((4, 4, 1), np.uint8)).numpy())
+    elif case == "rgb":
+        bad.write_bytes(tf.io.encode_png(np.zeros((6, 4, 3), np.uint8)).numpy())
+    elif case == "alpha":
+        bad.write_bytes(tf.io.encode_png(np.zeros((6, 4, 2), np.uint8)).numpy())
+    elif case == "not_png":
+        bad.write_bytes(tf.io.encode_jpeg(np.zeros((6, 4, 1), np.uint8)).numpy())
+    else:
+        bad.write_bytes(_png_file(np.full((6, 4), 300, np.uint16), colour_type=0, bit_depth=16))
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        capsys, "--image_dir", images, "--masks_dir", masks, "--output_prefix", out / "seg"
+    )
+    _assert_one_line_error(code, stderr, str(bad) if case != "missing" else "b.jpg", *fragments)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_sixteen_bit_masks_with_small_values_are_stored_as_eight_bit(segmentation_dirs, tmp_path):
+    images, masks, expected = segmentation_dirs
+    labels = np.arange(24, dtype=np.uint16).reshape(6, 4)
+    (masks / "b.png").write_bytes(_png_file(labels, colour_type=0, bit_depth=16))
+    summary = tool.write_segmentation_tfrecords(
+        str(images), str(masks), str(tmp_path / "out" / "seg")
+    )
+    assert summary.num_images == 3
+    for record in tf.data.TFRecordDataset(summary.shards):
+        parsed = tf.io.parse_single_example(
+            record,
+            {
+                "image/source_id": tf.io.FixedLenFeature((), tf.string),
+                "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string),
+            },
+        )
+        if parsed["image/source_id"].numpy() == b"b.jpg":
+            mask = tf.io.decode_png(parsed["image/segmentation/class/encoded"]).numpy()
+            np.testing.assert_array_equal(mask[..., 0], labels)
+
+
+def test_label_file_is_refused_with_masks_and_failed_runs_leave_no_shards(
+    segmentation_dirs, tmp_path, capsys
+):
+    images, masks, _ = segmentation_dirs
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        capsys, "--image_dir", images, "--masks_dir", masks, "--output_prefix", out / "seg",
+        "--label_file", out / "labels.txt",
+    )  # fmt: skip
+    _assert_one_line_error(code, stderr, "--label_file")
+    code, _, stderr = _run(
+        capsys, "--image_dir", images, "--masks_dir", tmp_path / "nope", "--output_prefix",
+        out / "seg",
+    )  # fmt: skip
+    _assert_one_line_error(code, stderr, "--masks_dir", "does not exist")
+    # A bad mask after complete shards: none of the shards are kept.
+    (masks / "sub" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    code, _, stderr = _run(
+        capsys, "--image_dir", images, "--masks_dir", masks, "--output_prefix", out / "seg",
+        "--num_shards", 3,
+    )  # fmt: skip
+    _assert_one_line_error(code, stderr, "c.png")
+    assert not [p for p in tmp_path.rglob("*.tfrecord*")]

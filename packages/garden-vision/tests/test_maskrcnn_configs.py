@@ -158,7 +158,7 @@ def test_shapes_settings_build_the_parser():
         (("task", "use_approx_instance_metrics"), True, "approximate"),
         (("task", "train_data", "weights"), {"a": 1.0}, "weights"),
         (("task", "validation_data", "enable_tf_data_service"), True, "tf.data service"),
-        (("task", "model", "decoder", "type"), "aspp", "not support"),
+        (("task", "model", "backbone", "type"), "mobiledet", "not support"),
     ],
 )
 def test_an_unsupported_field_away_from_its_default_is_an_error(path, value, message):

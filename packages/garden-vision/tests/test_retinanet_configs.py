@@ -82,7 +82,7 @@ def test_the_recipes_hold_model_gardens_numbers():
         (("task", "use_wod_metrics"), True, "Waymo"),
         (("task", "train_data", "weights"), {"a": 1.0}, "weights"),
         (("task", "train_data", "enable_tf_data_service"), True, "tf.data service"),
-        (("task", "model", "decoder", "type"), "aspp", "not support"),
+        (("task", "model", "backbone", "type"), "mobiledet", "not support"),
     ],
 )
 def test_an_unsupported_field_away_from_its_default_is_an_error(path, value, message):

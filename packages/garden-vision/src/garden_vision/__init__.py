@@ -30,6 +30,9 @@ _EXPORTS = {
     "ImageClassificationTask": "garden_vision.tasks.image_classification:ImageClassificationTask",
     "MaskRCNNTask": "garden_vision.tasks.maskrcnn:MaskRCNNTask",
     "RetinaNetTask": "garden_vision.tasks.retinanet:RetinaNetTask",
+    "SemanticSegmentationTask": (
+        "garden_vision.tasks.semantic_segmentation:SemanticSegmentationTask"
+    ),
     "anchor": "garden_vision.ops.anchor",
     "augment": "garden_vision.ops.augment",
     "box_matcher": "garden_vision.ops.box_matcher",
@@ -52,6 +55,8 @@ _EXPORTS = {
     "retinanet": "garden_vision.tasks.retinanet",
     "retinanet_model": "garden_vision.modeling.retinanet_model",
     "sampling_ops": "garden_vision.ops.sampling_ops",
+    "segmentation_model": "garden_vision.modeling.segmentation_model",
+    "semantic_segmentation": "garden_vision.tasks.semantic_segmentation",
     "serving": "garden_vision.serving",
     "spatial_transform_ops": "garden_vision.ops.spatial_transform_ops",
     "target_gather": "garden_vision.ops.target_gather",

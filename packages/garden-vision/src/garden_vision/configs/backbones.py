@@ -1,7 +1,8 @@
 """Backbone configs (Model Garden's `configs.backbones`) and the `Backbone` one-of.
 
-`Backbone.type` names a built-in backbone (`resnet`, `revnet`, `efficientnet`, `mobilenet`,
-`vit`, `spinenet`, `spinenet_mobile`) or any backbone another distribution registers in
+`Backbone.type` names a built-in backbone (`resnet`, `dilated_resnet`, `revnet`,
+`efficientnet`, `mobilenet`, `vit`, `spinenet`, `spinenet_mobile`) or any backbone another
+distribution registers in
 `garden.backbones`; its builder is looked up in that registry by the same name (see
 `garden_vision.modeling.backbones`).
 """
@@ -40,6 +41,38 @@ class ResNet(Config):
     bn_trainable: bool = True
 
     restrictions = ("depth_multiplier > 0", "se_ratio >= 0", "stochastic_depth_drop_rate >= 0")
+
+
+@dataclasses.dataclass
+class DilatedResNet(Config):
+    """ResNet with atrous (dilated) convolutions for dense prediction (DeepLab; Chen et al.,
+    2017): strides past `output_stride` become dilation.
+
+    Attributes:
+      model_id: Depth: 50, 101, 152, 200 (bottleneck ResNets).
+      output_stride: The backbone's output stride: 8 or 16 (or 32, no dilation).
+      multigrid: Dilation multipliers of the last block group's blocks (e.g. `[1, 2, 4]`);
+        None for 1 each.
+      stem_type: `v0` (one 7x7 convolution) or `v1` (three 3x3 convolutions, DeepLab's stem).
+      last_stage_repeats: How many times the last block group is repeated (each repeat
+        doubles the dilation, as DeepLab's cascaded blocks).
+      se_ratio: Squeeze-and-excitation ratio; 0 disables it.
+      stochastic_depth_drop_rate: Drop rate of the last block, scaled linearly by depth.
+      resnetd_shortcut: Average-pooling projection shortcuts (ResNet-D).
+      replace_stem_max_pool: A strided 3x3 convolution instead of the stem's max pooling.
+    """
+
+    model_id: int = 50
+    output_stride: int = 16
+    multigrid: list[int] | None = None
+    stem_type: str = "v0"
+    last_stage_repeats: int = 1
+    se_ratio: float = 0.0
+    stochastic_depth_drop_rate: float = 0.0
+    resnetd_shortcut: bool = False
+    replace_stem_max_pool: bool = False
+
+    restrictions = ("last_stage_repeats > 0", "se_ratio >= 0", "stochastic_depth_drop_rate >= 0")
 
 
 @dataclasses.dataclass
@@ -199,6 +232,7 @@ class Backbone(OneOfConfig):
 
     type: str | None = None
     resnet: ResNet = dataclasses.field(default_factory=ResNet)
+    dilated_resnet: DilatedResNet = dataclasses.field(default_factory=DilatedResNet)
     revnet: RevNet = dataclasses.field(default_factory=RevNet)
     efficientnet: EfficientNet = dataclasses.field(default_factory=EfficientNet)
     mobilenet: MobileNet = dataclasses.field(default_factory=MobileNet)
@@ -208,6 +242,5 @@ class Backbone(OneOfConfig):
 
     plugin_kind = "backbones"
     unsupported_branches = {
-        "dilated_resnet": _NOT_YET,
         "mobiledet": _NOT_YET,
     }

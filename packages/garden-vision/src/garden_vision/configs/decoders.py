@@ -2,7 +2,7 @@
 
 A decoder turns a backbone's multi-level features into the features a head reads (FPN's
 pyramid, ASPP's atrous pyramid pooling). `Decoder.type` names a built-in decoder
-(`identity`, `fpn`, `nasfpn`) or any decoder another distribution registers in
+(`identity`, `fpn`, `nasfpn`, `aspp`) or any decoder another distribution registers in
 `garden.decoders`; its builder is looked up in that registry by the same name (see
 `garden_vision.modeling.decoders`).
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 
 from garden_core.config import Config, OneOfConfig
-
-_WITH_DETECTION = "comes with detection/segmentation"
 
 
 @dataclasses.dataclass
@@ -60,6 +58,36 @@ class NASFPN(Config):
 
 
 @dataclasses.dataclass
+class ASPP(Config):
+    """Atrous Spatial Pyramid Pooling (DeepLabV3; Chen et al., 2017) on one backbone level.
+
+    Attributes:
+      level: The backbone level it reads (4 for output stride 16, 3 for 8).
+      dilation_rates: Rates of the 3x3 atrous branches (e.g. `[6, 12, 18]`); a 1x1 branch
+        and an image-pooling branch always join them.
+      dropout_rate: Dropout after the projection of the concatenated branches.
+      num_filters: Channels of every branch and of the output.
+      use_depthwise_convolution: Depthwise-separable atrous branches.
+      pool_kernel_size: `[height, width]` of the pooling branch's average pooling; None
+        pools the whole image (global average pooling).
+      spp_layer_version: `v1` (the pooling branch resized back bilinearly; depthwise kernels
+        not regularized) or `v2` (resized with `interpolation`; depthwise kernels regularized).
+      output_tensor: Return a tensor instead of `{level: tensor}`.
+    """
+
+    level: int = 4
+    dilation_rates: list[int] = dataclasses.field(default_factory=list)
+    dropout_rate: float = 0.0
+    num_filters: int = 256
+    use_depthwise_convolution: bool = False
+    pool_kernel_size: list[int] | None = None
+    spp_layer_version: str = "v1"
+    output_tensor: bool = False
+
+    restrictions = ("num_filters > 0", "dropout_rate >= 0")
+
+
+@dataclasses.dataclass
 class Decoder(OneOfConfig):
     """Which decoder a model uses: `type` plus that decoder's settings (None for none)."""
 
@@ -67,8 +95,6 @@ class Decoder(OneOfConfig):
     identity: Identity = dataclasses.field(default_factory=Identity)
     fpn: FPN = dataclasses.field(default_factory=FPN)
     nasfpn: NASFPN = dataclasses.field(default_factory=NASFPN)
+    aspp: ASPP = dataclasses.field(default_factory=ASPP)
 
     plugin_kind = "decoders"
-    unsupported_branches = {
-        "aspp": _WITH_DETECTION,
-    }

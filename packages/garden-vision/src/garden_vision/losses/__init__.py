@@ -7,6 +7,8 @@
   normalizations.
 - `retinanet_losses`: `retinanet_losses.retinanet_losses`, RetinaNet's total loss
   normalized as Model Garden's RetinaNet task does.
+- `segmentation_losses`: `SegmentationLoss`, per-pixel cross-entropy with an ignore label,
+  label smoothing, class weights and top-k pixel mining.
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -22,6 +24,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "MaskrcnnLoss": ".maskrcnn_losses:MaskrcnnLoss",
         "RpnBoxLoss": ".maskrcnn_losses:RpnBoxLoss",
         "RpnScoreLoss": ".maskrcnn_losses:RpnScoreLoss",
+        "SegmentationLoss": ".segmentation_losses:SegmentationLoss",
         "multi_level_flatten": ".loss_utils:multi_level_flatten",
     },
 )

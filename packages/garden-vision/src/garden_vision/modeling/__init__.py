@@ -29,5 +29,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "models": ".models",
         "regularizers": ".regularizers",
         "retinanet_model": ".retinanet_model",
+        "segmentation_model": ".segmentation_model",
     },
 )

@@ -1,10 +1,13 @@
-"""Builds task models from their configs: `build_classification_model`, `build_retinanet`.
+"""Builds task models from their configs: `build_classification_model`, `build_retinanet`,
+`build_maskrcnn`, `build_segmentation_model`.
 
 Models are built from their parts' registries: the backbone from `garden.backbones`
 (`backbone.type`), the decoder from `garden.decoders` (`decoder.type`), the head from
-`garden.heads` (`classification`, `retinanet`). The model builders themselves are entries
-of `garden.models` (`image_classification`: `build_image_classification_model`;
-`retinanet`: `build_retinanet_model`), which the tasks build through `garden_core.plugins`:
+`garden.heads` (`classification`, `retinanet`, `segmentation`, ...). The model builders
+themselves are entries of `garden.models` (`image_classification`:
+`build_image_classification_model`; `retinanet`: `build_retinanet_model`; `maskrcnn`:
+`build_maskrcnn_model`; `semantic_segmentation`: `build_semantic_segmentation_model`),
+which the tasks build through `garden_core.plugins`:
 
     builder(input_specs=..., l2_regularizer=..., **fields of task.model)
 """
@@ -32,6 +35,7 @@ from garden_vision.modeling.heads.factory import build_head
 from garden_vision.modeling.layers.detection_generator import MultilevelDetectionGenerator
 from garden_vision.modeling.maskrcnn_model import MaskRCNNModel
 from garden_vision.modeling.retinanet_model import RetinaNetModel
+from garden_vision.modeling.segmentation_model import SegmentationModel
 
 #: The registered head the classification model is built with.
 CLASSIFICATION_HEAD = "classification"
@@ -555,3 +559,138 @@ def build_maskrcnn_model(
     if not config.input_size:
         config.input_size = list(input_specs.shape[1:])
     return build_maskrcnn(input_specs, config, l2_regularizer)
+
+
+#: The registered head the segmentation model is built with.
+SEGMENTATION_HEAD = "segmentation"
+
+_DEEPLABV3PLUS_FUSIONS = ("deeplabv3plus", "deeplabv3plus_sum_to_merge")
+
+
+def _endpoint_names(specs: Mapping[str, Any]) -> list[str]:
+    """Endpoint names, levels first in numeric order, for messages."""
+    return sorted((str(key) for key in specs), key=lambda key: (not key.isdigit(), len(key), key))
+
+
+def _check_segmentation_endpoints(
+    head_config: Any,
+    backbone_specs: Mapping[str, Any],
+    decoder: keras.layers.Layer | None,
+    where: str,
+) -> None:
+    """Raises a `ConfigError` unless the head's `level`, `low_level` and (Panoptic FPN)
+    decoder levels are endpoints of the decoder (or backbone) and backbone.
+
+    A decoder that returns one tensor (ASPP's `output_tensor`) gives the head that tensor
+    whatever its `level`, so the level is not checked then.
+    """
+    if decoder is None:
+        source, specs = "backbone", backbone_specs
+    else:
+        source, specs = "decoder", getattr(decoder, "output_specs", None)
+    fusion = head_config.feature_fusion
+    if specs is None or getattr(decoder, "output_tensor", False):
+        pass
+    elif fusion == "panoptic_fpn_fusion":
+        bounds = (head_config.decoder_min_level, head_config.decoder_max_level)
+        if all(str(bound).isdigit() for bound in bounds):
+            for level in range(int(bounds[0]), int(bounds[1]) + 1):
+                if str(level) not in specs:
+                    raise ConfigError(
+                        f"`{where}.head.decoder_min_level` .. `decoder_max_level` read "
+                        f"{source} level {level}, but the {source} gives endpoints "
+                        f"{_endpoint_names(specs)}"
+                    )
+    elif fusion != "pyramid_fusion" and str(head_config.level) not in specs:
+        raise ConfigError(
+            f"`{where}.head.level` is {head_config.level!r}, but the {source} gives endpoints "
+            f"{_endpoint_names(specs)}"
+        )
+    if fusion in _DEEPLABV3PLUS_FUSIONS and str(head_config.low_level) not in backbone_specs:
+        raise ConfigError(
+            f"`{where}.head.low_level` is {head_config.low_level!r}, but the backbone gives "
+            f"endpoints {_endpoint_names(backbone_specs)}"
+        )
+
+
+def build_segmentation_model(
+    input_specs: keras.layers.InputSpec,
+    model_config: Any,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    backbone: keras.Model | None = None,
+    decoder: keras.layers.Layer | None = None,
+    where: str = "task.model",
+) -> SegmentationModel:
+    """Returns the `SegmentationModel` a `SemanticSegmentationModel` config describes, built.
+
+    The backbone comes from `garden.backbones` (`model_config.backbone`), the decoder from
+    `garden.decoders` (`model_config.decoder`; none when its `type` is None), the head from
+    `garden.heads` (`segmentation`, with the fields of `model_config.head`), as Model
+    Garden's `build_segmentation_model` does.
+
+    Args:
+      input_specs: The image input, `InputSpec(shape=[None, height, width, channels])`
+        (height and width may be None).
+      model_config: The `configs.semantic_segmentation.SemanticSegmentationModel` config.
+      l2_regularizer: Kernel regularizer of the backbone, decoder and head, or None.
+      backbone: A backbone to use instead of building the configured one.
+      decoder: A decoder to use instead of building the configured one.
+      where: The dotted path of `model_config` in the experiment config, for messages.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings, or the head's
+        `level` (or Panoptic FPN's decoder levels) is not an endpoint of the decoder (the
+        backbone without one) or its `low_level` not an endpoint of the backbone.
+    """
+    if backbone is None:
+        backbone = build_backbone(
+            input_specs=input_specs,
+            backbone_config=model_config.backbone,
+            norm_activation_config=model_config.norm_activation,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.backbone",
+        )
+    backbone_specs = dict(backbone.output_specs)
+    if decoder is None:
+        decoder = build_decoder(
+            input_specs=backbone_specs,
+            model_config=model_config,
+            l2_regularizer=l2_regularizer,
+            where=f"{where}.decoder",
+        )
+    _check_segmentation_endpoints(model_config.head, backbone_specs, decoder, where)
+    decoder_specs = backbone_specs if decoder is None else getattr(decoder, "output_specs", {})
+    head = build_head(
+        SEGMENTATION_HEAD,
+        f"{where}.head",
+        input_specs=(backbone_specs, dict(decoder_specs or {})),
+        num_classes=model_config.num_classes,
+        norm_activation_config=model_config.norm_activation,
+        l2_regularizer=l2_regularizer,
+        settings=plugins.fields_of(model_config.head),
+    )
+    model = SegmentationModel(backbone, decoder, head)
+    model.build(tuple(input_specs.shape))
+    return model
+
+
+def build_semantic_segmentation_model(
+    input_specs: keras.layers.InputSpec,
+    l2_regularizer: keras.regularizers.Regularizer | None = None,
+    **settings: Any,
+) -> SegmentationModel:
+    """Builds a `SegmentationModel` (the `semantic_segmentation` entry of `garden.models`).
+
+    The keyword settings are the fields of
+    `configs.semantic_segmentation.SemanticSegmentationModel` (`task.model`); see
+    `build_segmentation_model`.
+
+    Raises:
+      ConfigError: If a component cannot be built from its settings.
+    """
+    from garden_vision.configs.semantic_segmentation import SemanticSegmentationModel
+
+    config = SemanticSegmentationModel(**settings)
+    if not config.input_size:
+        config.input_size = list(input_specs.shape[1:])
+    return build_segmentation_model(input_specs, config, l2_regularizer)

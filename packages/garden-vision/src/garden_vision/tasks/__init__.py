@@ -6,6 +6,8 @@
   `official.vision.tasks.RetinaNetTask`.
 - `MaskRCNNTask` (`maskrcnn`): two-stage detection and instance segmentation (Faster,
   Mask and Cascade R-CNN), Model Garden's `official.vision.tasks.MaskRCNNTask`.
+- `SemanticSegmentationTask` (`semantic_segmentation`): DeepLabV3, DeepLabV3+, FPN and
+  MobileNet segmenters, Model Garden's `official.vision.tasks.SemanticSegmentationTask`.
 
 Names are imported on first use, so importing this package loads no TensorFlow.
 """
@@ -18,5 +20,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "ImageClassificationTask": ".image_classification:ImageClassificationTask",
         "MaskRCNNTask": ".maskrcnn:MaskRCNNTask",
         "RetinaNetTask": ".retinanet:RetinaNetTask",
+        "SemanticSegmentationTask": ".semantic_segmentation:SemanticSegmentationTask",
     },
 )

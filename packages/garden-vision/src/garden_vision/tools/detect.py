@@ -101,7 +101,7 @@ def _signature(saved_model_dir: str) -> tuple[Any, str]:
             return function, "bytes"
     raise DetectError(
         f"--saved_model_dir {saved_model_dir}: no image_tensor or image_bytes signature "
-        f"(it has {', '.join(sorted(loaded.signatures)) or 'none'}); export the detector "
+        f"(it has {', '.join(sorted(loaded.signatures)) or 'none'}); export the model "
         "with --input_type image_tensor"
     )
 

@@ -23,6 +23,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         "Backbone": ".backbone:Backbone",
+        "DilatedResNet": ".resnet_deeplab:DilatedResNet",
         "EfficientNet": ".efficientnet:EfficientNet",
         "MobileNet": ".mobilenet:MobileNet",
         "ResNet": ".resnet:ResNet",

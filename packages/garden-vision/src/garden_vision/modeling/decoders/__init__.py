@@ -17,9 +17,11 @@ from garden_core.lazy_exports import lazy_exports as _lazy_exports
 __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
+        "ASPP": ".aspp:ASPP",
         "FPN": ".fpn:FPN",
         "Identity": ".identity:Identity",
         "NASFPN": ".nasfpn:NASFPN",
+        "build_aspp": ".aspp:build_aspp",
         "build_decoder": ".factory:build_decoder",
         "build_fpn": ".fpn:build_fpn",
         "build_identity": ".identity:build_identity",

@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "ClassificationHead": ".classification_head:ClassificationHead",
         "DetectionHead": ".instance_heads:DetectionHead",
         "MaskHead": ".instance_heads:MaskHead",
+        "SegmentationHead": ".segmentation_heads:SegmentationHead",
         "RPNHead": ".dense_prediction_heads:RPNHead",
         "RetinaNetHead": ".dense_prediction_heads:RetinaNetHead",
         "build_classification_head": ".classification_head:build_classification_head",
@@ -30,5 +31,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "build_mask_head": ".instance_heads:build_mask_head",
         "build_retinanet_head": ".dense_prediction_heads:build_retinanet_head",
         "build_rpn_head": ".dense_prediction_heads:build_rpn_head",
+        "build_segmentation_head": ".segmentation_heads:build_segmentation_head",
     },
 )

@@ -41,6 +41,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "ResidualInner": ".reversible_blocks:ResidualInner",
         "ReversibleBlock": ".reversible_blocks:ReversibleBlock",
         "SqueezeExcitation": ".nn_layers:SqueezeExcitation",
+        "SpatialPyramidPooling": ".deeplab:SpatialPyramidPooling",
         "StochasticDepth": ".nn_layers:StochasticDepth",
         "TransformerEncoderBlock": ".transformer_layers:TransformerEncoderBlock",
         "batch_norm": ".nn_layers:batch_norm",

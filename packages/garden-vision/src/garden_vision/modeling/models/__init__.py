@@ -16,5 +16,6 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "ClassificationModel": "garden_vision.modeling.classification_model:ClassificationModel",
         "MaskRCNNModel": "garden_vision.modeling.maskrcnn_model:MaskRCNNModel",
         "RetinaNetModel": "garden_vision.modeling.retinanet_model:RetinaNetModel",
+        "SegmentationModel": "garden_vision.modeling.segmentation_model:SegmentationModel",
     },
 )
