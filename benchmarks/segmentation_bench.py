@@ -163,6 +163,7 @@ def make_data(directory: str, batch_size: int, crop_size: int, records: int) -> 
         writer.close()
     with open(os.path.join(directory, "crop_size"), "w") as f:
         f.write(str(crop_size))
+    detection_bench._emit(what="make-data", directory=directory, records=records)
 
 
 # Each side's experiment.

@@ -153,3 +153,18 @@ def test_model_garden_yaml_is_not_modified_by_loading():
     original = copy.deepcopy(data)
     loaded("mnv2_deeplabv3plus_cityscapes", data)
     assert data == original
+
+
+def test_shapes_segmentation_is_a_small_deeplabv3plus_on_garden_shapes():
+    params = seg.shapes_segmentation()
+    params.validate()
+    task = params.task
+    assert task.train_data.tfds_name == "garden_shapes/multi"
+    assert task.validation_data.tfds_split == "validation"
+    # Background plus the 9 shape classes, 128 x 128 images.
+    assert task.model.num_classes == 10
+    assert task.model.input_size == [128, 128, 3]
+    assert task.model.decoder.type == "aspp"
+    assert task.model.head.feature_fusion == "deeplabv3plus"
+    assert params.trainer.best_checkpoint_eval_metric == "mean_iou"
+    assert params.runtime.distribution_strategy == "one_device"
