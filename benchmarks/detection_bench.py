@@ -384,10 +384,24 @@ def _optimization_settings() -> dict:
     }
 
 
+def optimizer(library: str, model):
+    """The side's SGD with momentum (`_optimization_settings`) from its own optimizer factory."""
+    settings = _optimization_settings()
+    if library == "garden":
+        from garden_core import optimization
+        from garden_core.config.optimization import OptimizationConfig
+
+        built = optimization.build_optimizer(OptimizationConfig.from_dict(settings))
+        built.build(model.trainable_variables)
+        return built
+    from official.modeling import optimization
+
+    factory = optimization.OptimizerFactory(optimization.OptimizationConfig(settings))
+    return factory.build_optimizer(factory.build_learning_rate())
+
+
 def _garden_training(image_size: int):
     """Garden's `retinanet_resnetfpn_coco` model and losses (its task), and its SGD."""
-    from garden_core import optimization
-    from garden_core.config.optimization import OptimizationConfig
     from garden_vision.configs.retinanet import retinanet_resnetfpn_coco
     from garden_vision.tasks.retinanet import RetinaNetTask
 
@@ -400,15 +414,12 @@ def _garden_training(image_size: int):
     def loss_fn(outputs, labels, model):
         return task.build_losses(labels, outputs, aux_losses=model.losses)
 
-    optimizer = optimization.build_optimizer(OptimizationConfig.from_dict(_optimization_settings()))
-    optimizer.build(model.trainable_variables)
-    return model, loss_fn, optimizer
+    return model, loss_fn, optimizer("garden", model)
 
 
 def _tfm_training(image_size: int):
     """Model Garden's `retinanet_resnetfpn_coco` model and losses (its task), and its SGD."""
     from official.core import exp_factory
-    from official.modeling import optimization
     from official.vision.configs import retinanet  # noqa: F401  (registers the experiment)
     from official.vision.tasks.retinanet import RetinaNetTask
 
@@ -421,11 +432,7 @@ def _tfm_training(image_size: int):
     def loss_fn(outputs, labels, model):
         return task.build_losses(outputs=outputs, labels=labels, aux_losses=model.losses)[0]
 
-    factory = optimization.OptimizerFactory(
-        optimization.OptimizationConfig(_optimization_settings())
-    )
-    optimizer = factory.build_optimizer(factory.build_learning_rate())
-    return model, loss_fn, optimizer
+    return model, loss_fn, optimizer("tfm", model)
 
 
 # Measurements.

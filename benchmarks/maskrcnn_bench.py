@@ -229,21 +229,6 @@ def _experiment(library: str, image_size: int, use_sync_bn: bool | None = None):
     return config, MaskRCNNTask(config.task)
 
 
-def _optimizer(library: str, model):
-    settings = detection_bench._optimization_settings()
-    if library == "garden":
-        from garden_core import optimization
-        from garden_core.config.optimization import OptimizationConfig
-
-        optimizer = optimization.build_optimizer(OptimizationConfig.from_dict(settings))
-        optimizer.build(model.trainable_variables)
-        return optimizer
-    from official.modeling import optimization
-
-    factory = optimization.OptimizerFactory(optimization.OptimizationConfig(settings))
-    return factory.build_optimizer(factory.build_learning_rate())
-
-
 # Measurements.
 
 
@@ -264,7 +249,7 @@ def train(
             labels[key] = tf.constant(arrays[key])
     config, task = _experiment(library, image_size, use_sync_bn)
     model = task.build_model()
-    optimizer = _optimizer(library, model)
+    optimizer = detection_bench.optimizer(library, model)
 
     def loss_fn(outputs):
         if library == "garden":

@@ -197,21 +197,6 @@ def _settings(task_config) -> dict:
     return values
 
 
-def _optimizer(library: str, model):
-    settings = detection_bench._optimization_settings()
-    if library == "garden":
-        from garden_core import optimization
-        from garden_core.config.optimization import OptimizationConfig
-
-        optimizer = optimization.build_optimizer(OptimizationConfig.from_dict(settings))
-        optimizer.build(model.trainable_variables)
-        return optimizer
-    from official.modeling import optimization
-
-    factory = optimization.OptimizerFactory(optimization.OptimizationConfig(settings))
-    return factory.build_optimizer(factory.build_learning_rate())
-
-
 # Measurements.
 
 
@@ -224,7 +209,7 @@ def train(library: str, data: str, warmup_steps: int, steps: int) -> None:
     labels = {"masks": tf.constant(arrays["masks"])}
     config, task = _experiment(library, crop_size)
     model = task.build_model()
-    optimizer = _optimizer(library, model)
+    optimizer = detection_bench.optimizer(library, model)
 
     def loss_fn(outputs):
         if library == "garden":

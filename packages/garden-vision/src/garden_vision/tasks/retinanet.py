@@ -118,6 +118,27 @@ def build_decoder(params: config_lib.DataConfig, include_mask: bool = False) -> 
     )
 
 
+def restore_modules(model: keras.Model, init_checkpoint: str | None, modules: list[str]) -> None:
+    """Restores the model's `backbone` and/or `decoder` (as `modules` names them) from
+    `init_checkpoint`, a checkpoint prefix or directory; nothing when it is empty.
+
+    Raises:
+      FileNotFoundError: When there is no checkpoint there.
+    """
+    if not init_checkpoint:
+        return
+    resolved = resolve_checkpoint(init_checkpoint)
+    if resolved is None:
+        raise FileNotFoundError(f"task.init_checkpoint: no checkpoint at {init_checkpoint!r}")
+    items = {}
+    if "backbone" in modules:
+        items["backbone"] = model.backbone
+    if "decoder" in modules and model.decoder is not None:
+        items["decoder"] = model.decoder
+    partial = tf.train.Checkpoint(**items)
+    tf.train.Checkpoint(model=partial).read(resolved).expect_partial()
+
+
 class RetinaNetTask(Task):
     """The RetinaNet task (config: `RetinaNetTask`).
 
@@ -180,24 +201,10 @@ class RetinaNetTask(Task):
 
     def initialize(self, model: keras.Model) -> None:
         """Restores `init_checkpoint`: the whole model, or its backbone and/or decoder."""
-        config = self.task_config
-        if not config.init_checkpoint:
-            return
         if "all" in self._init_modules:
             super().initialize(model)
-            return
-        resolved = resolve_checkpoint(config.init_checkpoint)
-        if resolved is None:
-            raise FileNotFoundError(
-                f"task.init_checkpoint: no checkpoint at {config.init_checkpoint!r}"
-            )
-        items = {}
-        if "backbone" in self._init_modules:
-            items["backbone"] = model.backbone
-        if "decoder" in self._init_modules and model.decoder is not None:
-            items["decoder"] = model.decoder
-        partial = tf.train.Checkpoint(**items)
-        tf.train.Checkpoint(model=partial).read(resolved).expect_partial()
+        else:
+            restore_modules(model, self.task_config.init_checkpoint, self._init_modules)
 
     # Data.
 

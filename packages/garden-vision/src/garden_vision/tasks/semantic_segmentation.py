@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from garden_core import plugins
 from garden_core.base_task import Task
-from garden_core.checkpoint_utils import resolve_checkpoint
 from garden_core.config import ConfigError
 from garden_core.data import InputReader
 from garden_vision.configs import semantic_segmentation as config_lib
@@ -32,6 +31,7 @@ from garden_vision.dataloaders import (
 from garden_vision.evaluation import segmentation_metrics
 from garden_vision.losses import segmentation_losses
 from garden_vision.modeling import factory
+from garden_vision.tasks import retinanet
 
 #: The `garden.models` entry `SemanticSegmentationTask` builds its model with.
 MODEL_BUILDER = "semantic_segmentation"
@@ -120,24 +120,10 @@ class SemanticSegmentationTask(Task):
 
     def initialize(self, model: keras.Model) -> None:
         """Restores `init_checkpoint`: the whole model, or its backbone and/or decoder."""
-        config = self.task_config
-        if not config.init_checkpoint:
-            return
         if "all" in self._init_modules:
             super().initialize(model)
-            return
-        resolved = resolve_checkpoint(config.init_checkpoint)
-        if resolved is None:
-            raise FileNotFoundError(
-                f"task.init_checkpoint: no checkpoint at {config.init_checkpoint!r}"
-            )
-        items = {}
-        if "backbone" in self._init_modules:
-            items["backbone"] = model.backbone
-        if "decoder" in self._init_modules and model.decoder is not None:
-            items["decoder"] = model.decoder
-        partial = tf.train.Checkpoint(**items)
-        tf.train.Checkpoint(model=partial).read(resolved).expect_partial()
+        else:
+            retinanet.restore_modules(model, self.task_config.init_checkpoint, self._init_modules)
 
     # Data.
 
